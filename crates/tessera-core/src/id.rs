@@ -1,0 +1,75 @@
+//! Dex-compatible identifiers: 25 characters of lowercase base32 that always start with a letter.
+
+/// The base32 alphabet Dex encodes IDs with (RFC 4648 letters, lowercased).
+const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// A new random ID, as Dex's `storage.NewID()` makes them: 16 random bytes; the first picks a leading
+/// letter (so an ID never starts with a digit), the other 15 are base32-encoded without padding.
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes);
+    encode_id(&bytes)
+}
+
+fn encode_id(bytes: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(25);
+    out.push(char::from(b'a' + bytes[0] % 26));
+    out.push_str(&base32_no_pad(&bytes[1..]));
+    out
+}
+
+/// Lowercase RFC 4648 base32 without padding.
+pub fn base32_no_pad(input: &[u8]) -> String {
+    let mut out = String::with_capacity(input.len().div_ceil(5) * 8);
+    let mut buffer: u32 = 0;
+    let mut bits = 0u32;
+    for &byte in input {
+        buffer = (buffer << 8) | u32::from(byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_dex_shape() {
+        for _ in 0..200 {
+            let id = new_id();
+            assert_eq!(id.len(), 25, "{id}");
+            assert!(id.as_bytes()[0].is_ascii_lowercase(), "{id}");
+            assert!(id.bytes().all(|b| ALPHABET.contains(&b)), "{id}");
+        }
+        assert_ne!(new_id(), new_id());
+    }
+
+    #[test]
+    fn base32_matches_rfc4648_vectors() {
+        // RFC 4648 §10, lowercased and unpadded.
+        assert_eq!(base32_no_pad(b""), "");
+        assert_eq!(base32_no_pad(b"f"), "my");
+        assert_eq!(base32_no_pad(b"fo"), "mzxq");
+        assert_eq!(base32_no_pad(b"foo"), "mzxw6");
+        assert_eq!(base32_no_pad(b"foob"), "mzxw6yq");
+        assert_eq!(base32_no_pad(b"fooba"), "mzxw6ytb");
+        assert_eq!(base32_no_pad(b"foobar"), "mzxw6ytboi");
+    }
+
+    #[test]
+    fn first_byte_picks_the_leading_letter() {
+        let mut bytes = [0u8; 16];
+        bytes[0] = 27; // 27 % 26 = 1 => 'b'
+        let id = encode_id(&bytes);
+        assert!(id.starts_with('b'));
+        assert_eq!(&id[1..], "aaaaaaaaaaaaaaaaaaaaaaaa");
+    }
+}

@@ -1,0 +1,10 @@
+//! tessera-core: the protocol's data model and rules, with no I/O.
+//!
+//! Everything here is a plain function of its inputs (time included, through [`clock::Clock`]), so the
+//! rules are tested without a server or a database.
+
+pub mod bytes;
+pub mod clock;
+pub mod id;
+pub mod model;
+pub mod password;

@@ -1,0 +1,240 @@
+//! Dex's storage entities, field for field (`storage/storage.go` in Dex), as tessera keeps them.
+//!
+//! Times keep the offset they were created with (RFC 3339 in storage), so a value read back equals
+//! the value written, whatever the time zone.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::bytes;
+
+/// An OAuth2 client (a relying party).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Client {
+    pub id: String,
+    pub secret: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Clients allowed to request tokens with this client as the audience.
+    pub trusted_peers: Vec<String>,
+    /// A public client (native app, SPA) has no secret to keep.
+    pub public: bool,
+    pub name: String,
+    pub logo_url: String,
+    /// Connector IDs this client may log in with; empty means all.
+    pub allowed_connectors: Vec<String>,
+    /// `standalone` (default) or `session`.
+    pub refresh_token_lifetime: String,
+    pub client_credentials_claims: Option<ClientCredentialsClaims>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientCredentialsClaims {
+    pub groups: Vec<String>,
+}
+
+/// The identity a connector vouched for, carried into tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Claims {
+    pub user_id: String,
+    pub username: String,
+    pub preferred_username: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub groups: Vec<String>,
+}
+
+/// A PKCE challenge from the authorization request (RFC 7636).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Pkce {
+    pub code_challenge: String,
+    pub code_challenge_method: String,
+}
+
+/// A login in progress, from `/auth` until a code or token is issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthRequest {
+    pub id: String,
+    pub client_id: String,
+    pub response_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub redirect_uri: String,
+    pub nonce: String,
+    pub state: String,
+    /// Show the consent screen even if consent was given before.
+    pub force_approval_prompt: bool,
+    pub prompt: String,
+    /// `max_age` in seconds; -1 when the client did not send one.
+    pub max_age: i64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub auth_time: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expiry: OffsetDateTime,
+    pub logged_in: bool,
+    pub claims: Claims,
+    pub connector_id: String,
+    #[serde(with = "bytes::hex")]
+    pub connector_data: Vec<u8>,
+    pub pkce: Pkce,
+    /// Per-request key for the HMAC that protects each step of the login flow.
+    #[serde(with = "bytes::hex")]
+    pub hmac_key: Vec<u8>,
+}
+
+/// An authorization code, redeemable once at `/token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthCode {
+    pub id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub nonce: String,
+    pub scopes: Vec<String>,
+    pub connector_id: String,
+    #[serde(with = "bytes::hex")]
+    pub connector_data: Vec<u8>,
+    pub claims: Claims,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expiry: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub auth_time: Option<OffsetDateTime>,
+    pub pkce: Pkce,
+}
+
+/// A refresh token: `id` finds it, `token` is the secret that rotates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshToken {
+    pub id: String,
+    pub token: String,
+    /// The previous secret, accepted again only within the reuse interval.
+    pub obsolete_token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_used: OffsetDateTime,
+    pub client_id: String,
+    pub connector_id: String,
+    #[serde(with = "bytes::hex")]
+    pub connector_data: Vec<u8>,
+    pub claims: Claims,
+    pub scopes: Vec<String>,
+    pub nonce: String,
+}
+
+/// What an offline session remembers of one refresh token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshTokenRef {
+    pub id: String,
+    pub client_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_used: OffsetDateTime,
+}
+
+/// A user's refresh tokens through one connector (one per client), and the upstream's data for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OfflineSessions {
+    pub user_id: String,
+    pub conn_id: String,
+    /// Client ID to that client's current refresh token.
+    pub refresh: BTreeMap<String, RefreshTokenRef>,
+    #[serde(with = "bytes::hex")]
+    pub connector_data: Vec<u8>,
+}
+
+/// A user of the local password database. Looked up by email, case-insensitively.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Password {
+    pub email: String,
+    /// A bcrypt hash (`$2a$…`).
+    pub hash: String,
+    pub username: String,
+    pub name: String,
+    pub preferred_username: String,
+    /// Dex treats an unset value as verified.
+    pub email_verified: Option<bool>,
+    pub user_id: String,
+    pub groups: Vec<String>,
+}
+
+/// An upstream identity connector as stored (its `config` is the connector's own JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Connector {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    /// Bumped on each change, so servers know to re-open the connector.
+    pub resource_version: String,
+    pub config: serde_json::Value,
+    /// Grant types this connector may be used for; `None` means all.
+    pub grant_types: Option<Vec<String>>,
+}
+
+/// A public key kept for verifying tokens signed before the last rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationKey {
+    /// The public key as a JWK.
+    pub public_key: serde_json::Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expiry: OffsetDateTime,
+}
+
+/// The signing keys, one record shared by every instance on a storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keys {
+    /// The private signing key as a JWK; `None` before the first rotation.
+    pub signing_key: Option<serde_json::Value>,
+    pub signing_key_pub: Option<serde_json::Value>,
+    pub verification_keys: Vec<VerificationKey>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_rotation: OffsetDateTime,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self {
+            signing_key: None,
+            signing_key_pub: None,
+            verification_keys: Vec::new(),
+            next_rotation: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+}
+
+/// A device authorization request (RFC 8628), found by the code the user types.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRequest {
+    pub user_code: String,
+    pub device_code: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expiry: OffsetDateTime,
+}
+
+/// The device's side of a device flow, polled at `/token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceToken {
+    pub device_code: String,
+    /// `authorization_pending` or `complete`.
+    pub status: String,
+    /// The token response, as JSON, once complete.
+    pub token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expiry: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_request_time: OffsetDateTime,
+    pub poll_interval_seconds: i32,
+    pub pkce: Pkce,
+}

@@ -1,0 +1,88 @@
+//! The one trait a storage backend implements: a versioned document store keyed by (kind, key).
+
+use async_trait::async_trait;
+
+use crate::StorageError;
+
+/// The kinds of object tessera stores; each is a separate key space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Client,
+    AuthRequest,
+    AuthCode,
+    RefreshToken,
+    Password,
+    OfflineSessions,
+    Connector,
+    Keys,
+    DeviceRequest,
+    DeviceToken,
+}
+
+impl Kind {
+    /// The name stored in the `kind` column; never change one, or stored data is lost.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Client => "client",
+            Kind::AuthRequest => "auth_request",
+            Kind::AuthCode => "auth_code",
+            Kind::RefreshToken => "refresh_token",
+            Kind::Password => "password",
+            Kind::OfflineSessions => "offline_sessions",
+            Kind::Connector => "connector",
+            Kind::Keys => "keys",
+            Kind::DeviceRequest => "device_request",
+            Kind::DeviceToken => "device_token",
+        }
+    }
+}
+
+/// A stored document: the entity as JSON, its version for compare-and-swap, and its expiry (Unix
+/// nanoseconds) for the kinds that garbage collection removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    pub data: String,
+    pub version: i64,
+    pub expiry: Option<i64>,
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// A short name for logs and errors: `memory`, `sqlite3`, `postgres`.
+    fn name(&self) -> &'static str;
+
+    /// Stores a new document at version 1; [`StorageError::AlreadyExists`] if the key is taken.
+    async fn insert(
+        &self,
+        kind: Kind,
+        key: &str,
+        data: &str,
+        expiry: Option<i64>,
+    ) -> Result<(), StorageError>;
+
+    /// [`StorageError::NotFound`] if there is no such key.
+    async fn get(&self, kind: Kind, key: &str) -> Result<Document, StorageError>;
+
+    async fn list(&self, kind: Kind) -> Result<Vec<Document>, StorageError>;
+
+    /// Removes the key atomically: of two concurrent deletes exactly one succeeds, the other gets
+    /// [`StorageError::NotFound`]. This is what makes authorization codes single-use.
+    async fn delete(&self, kind: Kind, key: &str) -> Result<(), StorageError>;
+
+    /// Replaces the document only if it is still at `version`, bumping the version. `Ok(false)` if it
+    /// changed or disappeared in between.
+    async fn compare_and_swap(
+        &self,
+        kind: Kind,
+        key: &str,
+        version: i64,
+        data: &str,
+        expiry: Option<i64>,
+    ) -> Result<bool, StorageError>;
+
+    /// Deletes the documents of `kind` whose expiry is strictly before `now` (Unix nanoseconds).
+    async fn delete_expired(&self, kind: Kind, now: i64) -> Result<u64, StorageError>;
+
+    /// A cheap round trip that proves the backend answers.
+    async fn ping(&self) -> Result<(), StorageError>;
+}

@@ -1,0 +1,92 @@
+//! How each of Dex's entities maps onto the document store: its kind, its key, its expiry.
+
+use serde::{Serialize, de::DeserializeOwned};
+use tessera_core::model::{
+    AuthCode, AuthRequest, Client, Connector, DeviceRequest, DeviceToken, Keys, OfflineSessions,
+    Password, RefreshToken,
+};
+use time::OffsetDateTime;
+
+use crate::Kind;
+
+pub trait Entity: Serialize + DeserializeOwned + Send + Sync + 'static {
+    const KIND: Kind;
+    /// The key this value is stored under.
+    fn key(&self) -> String;
+    /// Turns a lookup key into the stored key (passwords are found by email, case-insensitively).
+    fn normalize_key(key: &str) -> String {
+        key.to_owned()
+    }
+    /// When garbage collection may delete it; `None` for kinds that are never collected.
+    fn expiry(&self) -> Option<OffsetDateTime> {
+        None
+    }
+}
+
+macro_rules! entity {
+    ($ty:ty, $kind:expr, |$v:ident| $key:expr) => {
+        impl Entity for $ty {
+            const KIND: Kind = $kind;
+            fn key(&self) -> String {
+                let $v = self;
+                $key
+            }
+        }
+    };
+    ($ty:ty, $kind:expr, |$v:ident| $key:expr, expires) => {
+        impl Entity for $ty {
+            const KIND: Kind = $kind;
+            fn key(&self) -> String {
+                let $v = self;
+                $key
+            }
+            fn expiry(&self) -> Option<OffsetDateTime> {
+                Some(self.expiry)
+            }
+        }
+    };
+}
+
+entity!(Client, Kind::Client, |c| c.id.clone());
+entity!(RefreshToken, Kind::RefreshToken, |t| t.id.clone());
+entity!(Connector, Kind::Connector, |c| c.id.clone());
+entity!(Keys, Kind::Keys, |_k| KEYS_KEY.to_owned());
+entity!(AuthRequest, Kind::AuthRequest, |r| r.id.clone(), expires);
+entity!(AuthCode, Kind::AuthCode, |c| c.id.clone(), expires);
+entity!(
+    DeviceRequest,
+    Kind::DeviceRequest,
+    |r| r.user_code.clone(),
+    expires
+);
+entity!(
+    DeviceToken,
+    Kind::DeviceToken,
+    |t| t.device_code.clone(),
+    expires
+);
+
+/// The single key under which the signing keys live.
+pub(crate) const KEYS_KEY: &str = "keys";
+
+impl Entity for Password {
+    const KIND: Kind = Kind::Password;
+    fn key(&self) -> String {
+        Self::normalize_key(&self.email)
+    }
+    fn normalize_key(key: &str) -> String {
+        key.to_lowercase()
+    }
+}
+
+impl Entity for OfflineSessions {
+    const KIND: Kind = Kind::OfflineSessions;
+    fn key(&self) -> String {
+        offline_sessions_key(&self.user_id, &self.conn_id)
+    }
+}
+
+/// A user ID and a connector ID joined unambiguously (either may contain any character).
+pub(crate) fn offline_sessions_key(user_id: &str, conn_id: &str) -> String {
+    format!("{}:{user_id}{conn_id}", user_id.len())
+}

@@ -1,0 +1,54 @@
+//! Which backend to open and how, as Dex's `storage` section describes it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageSettings {
+    Memory,
+    Sqlite(SqliteSettings),
+    Postgres(Box<PostgresSettings>),
+}
+
+impl StorageSettings {
+    /// Dex's name for the backend, as written in `storage.type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            StorageSettings::Memory => "memory",
+            StorageSettings::Sqlite(_) => "sqlite3",
+            StorageSettings::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Dex's `sqlite3` storage: `{file}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteSettings {
+    pub file: PathBuf,
+}
+
+/// Dex's `postgres` storage keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PostgresSettings {
+    pub database: String,
+    pub user: String,
+    pub password: String,
+    /// A host name, `host:port`, or a Unix socket directory (starting with `/`).
+    pub host: String,
+    pub port: Option<u16>,
+    /// How long to wait for a connection (Dex: `connectionTimeout`, seconds; 0 = Dex's default).
+    pub connection_timeout: Option<Duration>,
+    pub max_open_conns: Option<u32>,
+    pub max_idle_conns: Option<u32>,
+    pub conn_max_lifetime: Option<Duration>,
+    pub ssl: PostgresSsl,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PostgresSsl {
+    /// libpq's `sslmode`; Dex defaults to `verify-full`.
+    pub mode: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}

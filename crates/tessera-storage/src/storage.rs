@@ -1,0 +1,279 @@
+//! Dex's storage API, written once over any [`Backend`]: typed create/get/list/delete, the
+//! compare-and-swap update loop, the read-only overlay of configured objects, and garbage collection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_core::model::{
+    AuthCode, AuthRequest, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password,
+};
+use time::OffsetDateTime;
+
+use crate::entity::{KEYS_KEY, offline_sessions_key};
+use crate::{Backend, Entity, StaticObjects, StorageError};
+
+/// How many times an update re-reads and re-runs its updater after losing a race before it gives up
+/// with [`StorageError::Conflict`]. Enough for a hundred writers on one row; a writer that still loses
+/// this often is in a livelock, not a race.
+pub const MAX_UPDATE_ATTEMPTS: u32 = 100;
+
+/// What one garbage collection removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcResult {
+    pub auth_requests: u64,
+    pub auth_codes: u64,
+    pub device_requests: u64,
+    pub device_tokens: u64,
+}
+
+impl GcResult {
+    pub fn is_empty(&self) -> bool {
+        *self == GcResult::default()
+    }
+}
+
+/// The storage a server uses: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Storage {
+    backend: Arc<dyn Backend>,
+    statics: Arc<StaticObjects>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("backend", &self.backend.name())
+            .finish()
+    }
+}
+
+impl Storage {
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        Self {
+            backend,
+            statics: Arc::new(StaticObjects::default()),
+        }
+    }
+
+    /// Overlays objects from the configuration file: readable like stored ones, never writable.
+    pub fn with_statics(self, statics: StaticObjects) -> Self {
+        Self {
+            statics: Arc::new(statics),
+            ..self
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// [`StorageError::AlreadyExists`] if the key is taken, by a stored or a configured object.
+    pub async fn create<E: Entity>(&self, value: &E) -> Result<(), StorageError> {
+        let key = value.key();
+        if self.statics.contains(E::KIND, &key) {
+            return Err(StorageError::AlreadyExists);
+        }
+        let data = encode(value)?;
+        self.backend
+            .insert(E::KIND, &key, &data, expiry_nanos(value))
+            .await
+    }
+
+    /// [`StorageError::NotFound`] if there is no such object.
+    pub async fn get<E: Entity>(&self, key: &str) -> Result<E, StorageError> {
+        let key = E::normalize_key(key);
+        if let Some(value) = self.statics.get::<E>(&key)? {
+            return Ok(value);
+        }
+        decode::<E>(&self.backend.get(E::KIND, &key).await?.data)
+    }
+
+    /// Configured objects first, then stored ones (a stored object never shadows a configured one).
+    pub async fn list<E: Entity>(&self) -> Result<Vec<E>, StorageError> {
+        let mut values = self.statics.list::<E>()?;
+        for doc in self.backend.list(E::KIND).await? {
+            let value: E = decode(&doc.data)?;
+            if !self.statics.contains(E::KIND, &value.key()) {
+                values.push(value);
+            }
+        }
+        Ok(values)
+    }
+
+    /// Atomic: of concurrent deletes of one key, exactly one succeeds.
+    pub async fn delete<E: Entity>(&self, key: &str) -> Result<(), StorageError> {
+        let key = E::normalize_key(key);
+        self.ensure_writable::<E>(&key)?;
+        self.backend.delete(E::KIND, &key).await
+    }
+
+    /// Compare-and-swap update: reads the object, runs `updater` on it and writes the result only if
+    /// nobody wrote in between; otherwise it reads again and re-runs `updater`, so `updater` may run
+    /// more than once and must not have side effects. An error from `updater` aborts the update and
+    /// leaves the stored value as it was.
+    pub async fn update<E, F, Er>(&self, key: &str, mut updater: F) -> Result<E, Er>
+    where
+        E: Entity,
+        F: FnMut(E) -> Result<E, Er> + Send,
+        Er: From<StorageError> + Send,
+    {
+        let key = E::normalize_key(key);
+        self.ensure_writable::<E>(&key)?;
+        for attempt in 1..=MAX_UPDATE_ATTEMPTS {
+            let current = self.backend.get(E::KIND, &key).await?;
+            let updated = updater(decode(&current.data)?)?;
+            if updated.key() != key {
+                return Err(StorageError::KeyChanged {
+                    kind: E::KIND.as_str(),
+                }
+                .into());
+            }
+            let data = encode(&updated)?;
+            let expiry = expiry_nanos(&updated);
+            if self
+                .backend
+                .compare_and_swap(E::KIND, &key, current.version, &data, expiry)
+                .await?
+            {
+                return Ok(updated);
+            }
+            backoff(attempt).await;
+        }
+        Err(StorageError::Conflict {
+            kind: E::KIND.as_str(),
+            attempts: MAX_UPDATE_ATTEMPTS,
+        }
+        .into())
+    }
+
+    pub async fn get_password(&self, email: &str) -> Result<Password, StorageError> {
+        self.get::<Password>(email).await
+    }
+
+    pub async fn get_offline_sessions(
+        &self,
+        user_id: &str,
+        conn_id: &str,
+    ) -> Result<OfflineSessions, StorageError> {
+        self.get::<OfflineSessions>(&offline_sessions_key(user_id, conn_id))
+            .await
+    }
+
+    pub async fn delete_offline_sessions(
+        &self,
+        user_id: &str,
+        conn_id: &str,
+    ) -> Result<(), StorageError> {
+        self.delete::<OfflineSessions>(&offline_sessions_key(user_id, conn_id))
+            .await
+    }
+
+    pub async fn update_offline_sessions<F, Er>(
+        &self,
+        user_id: &str,
+        conn_id: &str,
+        updater: F,
+    ) -> Result<OfflineSessions, Er>
+    where
+        F: FnMut(OfflineSessions) -> Result<OfflineSessions, Er> + Send,
+        Er: From<StorageError> + Send,
+    {
+        self.update(&offline_sessions_key(user_id, conn_id), updater)
+            .await
+    }
+
+    /// [`StorageError::NotFound`] until the first key rotation.
+    pub async fn get_keys(&self) -> Result<Keys, StorageError> {
+        self.get::<Keys>(KEYS_KEY).await
+    }
+
+    /// Updates the signing keys, creating them on the first call (the updater then sees
+    /// `Keys::default()`). Concurrent first calls are safe: one creates, the others update after it.
+    pub async fn update_keys<F, Er>(&self, mut updater: F) -> Result<Keys, Er>
+    where
+        F: FnMut(Keys) -> Result<Keys, Er> + Send,
+        Er: From<StorageError> + Send,
+    {
+        loop {
+            match self.backend.get(Keys::KIND, KEYS_KEY).await {
+                Ok(_) => return self.update(KEYS_KEY, updater).await,
+                Err(StorageError::NotFound) => {}
+                Err(err) => return Err(err.into()),
+            }
+            let created = updater(Keys::default())?;
+            match self.create(&created).await {
+                Ok(()) => return Ok(created),
+                // Another instance created them first: update what it wrote instead.
+                Err(StorageError::AlreadyExists) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// Deletes expired auth requests, auth codes, device requests and device tokens: those whose
+    /// expiry is strictly before `now`. Refresh tokens, sessions and keys are never collected.
+    pub async fn garbage_collect(&self, now: OffsetDateTime) -> Result<GcResult, StorageError> {
+        let now = to_nanos(now);
+        Ok(GcResult {
+            auth_requests: self.backend.delete_expired(AuthRequest::KIND, now).await?,
+            auth_codes: self.backend.delete_expired(AuthCode::KIND, now).await?,
+            device_requests: self
+                .backend
+                .delete_expired(DeviceRequest::KIND, now)
+                .await?,
+            device_tokens: self.backend.delete_expired(DeviceToken::KIND, now).await?,
+        })
+    }
+
+    /// One round trip to the backend, for health checks.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        self.backend.ping().await
+    }
+
+    fn ensure_writable<E: Entity>(&self, key: &str) -> Result<(), StorageError> {
+        if self.statics.contains(E::KIND, key) {
+            return Err(StorageError::ReadOnly {
+                kind: E::KIND.as_str(),
+                id: key.to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn encode<E: Entity>(value: &E) -> Result<String, StorageError> {
+    serde_json::to_string(value).map_err(|source| StorageError::Codec {
+        kind: E::KIND.as_str(),
+        source,
+    })
+}
+
+pub(crate) fn decode<E: Entity>(data: &str) -> Result<E, StorageError> {
+    serde_json::from_str(data).map_err(|source| StorageError::Codec {
+        kind: E::KIND.as_str(),
+        source,
+    })
+}
+
+fn expiry_nanos<E: Entity>(value: &E) -> Option<i64> {
+    value.expiry().map(to_nanos)
+}
+
+/// Unix nanoseconds, saturating (i64 nanoseconds reach the year 2262).
+fn to_nanos(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos()).unwrap_or(if at.year() < 1970 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+/// A short random pause after a lost race, growing with the attempt, so that many writers on one
+/// object spread out instead of colliding again in lock step.
+async fn backoff(attempt: u32) {
+    let ceiling_micros = u64::from(attempt.min(20)) * 250;
+    tokio::time::sleep(Duration::from_micros(rand::random_range(
+        0..=ceiling_micros,
+    )))
+    .await;
+}

@@ -1,0 +1,174 @@
+//! Runs every conformance case against memory, SQLite (a real file, WAL) and PostgreSQL (a fresh
+//! database per test on the server named by TESSERA_TEST_POSTGRES_URL).
+
+use std::sync::Arc;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, Executor};
+use tessera_storage::memory::MemoryBackend;
+use tessera_storage::postgres::PostgresBackend;
+use tessera_storage::sqlite::SqliteBackend;
+use tessera_storage::{SqliteSettings, Storage};
+
+/// A storage for one test, and what to remove afterwards.
+pub struct Harness {
+    pub storage: Storage,
+    cleanup: Cleanup,
+}
+
+#[allow(clippy::large_enum_variant)] // one per test: size does not matter
+enum Cleanup {
+    Nothing,
+    Directory(std::path::PathBuf),
+    Database {
+        admin: PgConnectOptions,
+        name: String,
+        backend: PostgresBackend,
+    },
+}
+
+impl Harness {
+    pub async fn cleanup(self) {
+        drop(self.storage);
+        match self.cleanup {
+            Cleanup::Nothing => {}
+            Cleanup::Directory(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Database {
+                admin,
+                name,
+                backend,
+            } => {
+                backend.close().await;
+                if let Ok(mut conn) = admin.connect().await {
+                    let _ = conn
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .await;
+                    let _ = conn.close().await;
+                }
+            }
+        }
+    }
+}
+
+pub async fn memory() -> Option<Harness> {
+    Some(Harness {
+        storage: Storage::new(Arc::new(MemoryBackend::new())),
+        cleanup: Cleanup::Nothing,
+    })
+}
+
+pub async fn sqlite() -> Option<Harness> {
+    let dir = std::env::temp_dir().join(format!("tessera-sqlite-{}", tessera_core::id::new_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let backend = SqliteBackend::open(&SqliteSettings {
+        file: dir.join("tessera.db"),
+    })
+    .await
+    .unwrap();
+    Some(Harness {
+        storage: Storage::new(Arc::new(backend)),
+        cleanup: Cleanup::Directory(dir),
+    })
+}
+
+/// The server the test script started, or `None` (with a loud note) when running without one.
+/// Under CI a missing server is a failure, so CI can never pass by skipping.
+pub fn postgres_admin_options() -> Option<PgConnectOptions> {
+    match std::env::var("TESSERA_TEST_POSTGRES_URL") {
+        Ok(url) => Some(
+            url.parse()
+                .expect("TESSERA_TEST_POSTGRES_URL is not a valid postgres URL"),
+        ),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!(
+                "CI is set but TESSERA_TEST_POSTGRES_URL is not: run the tests through scripts/test.sh"
+            )
+        }
+        Err(_) => {
+            eprintln!(
+                "SKIPPED: TESSERA_TEST_POSTGRES_URL is not set; PostgreSQL tests did not run (use scripts/test.sh)"
+            );
+            None
+        }
+    }
+}
+
+/// A new, empty database on the test server, returning its connect options.
+pub async fn fresh_postgres_database() -> Option<(PgConnectOptions, String)> {
+    let admin = postgres_admin_options()?;
+    let name = format!("tessera_test_{}", tessera_core::id::new_id());
+    let mut conn = admin
+        .connect()
+        .await
+        .expect("cannot connect to TESSERA_TEST_POSTGRES_URL");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    Some((admin, name))
+}
+
+pub async fn postgres() -> Option<Harness> {
+    let (admin, name) = fresh_postgres_database().await?;
+    let backend = PostgresBackend::connect(
+        admin.clone().database(&name),
+        PgPoolOptions::new().max_connections(10),
+    )
+    .await
+    .unwrap();
+    Some(Harness {
+        storage: Storage::new(Arc::new(backend.clone())),
+        cleanup: Cleanup::Database {
+            admin,
+            name,
+            backend,
+        },
+    })
+}
+
+macro_rules! conformance_suite {
+    ($backend:ident) => {
+        mod $backend {
+            conformance_suite!(@cases $backend;
+                client_round_trip,
+                auth_request_round_trip,
+                auth_code_round_trip,
+                refresh_token_round_trip,
+                password_round_trip_with_case_insensitive_email,
+                offline_sessions_round_trip,
+                connector_round_trip,
+                device_request_round_trip,
+                device_token_round_trip,
+                keys_round_trip,
+                updater_error_keeps_the_old_value,
+                updater_may_not_change_the_key,
+                update_of_missing_object_is_not_found,
+                nested_update_exactly_one_fails,
+                update_that_lost_a_race_retries_without_losing_it,
+                concurrent_refresh_token_updates_lose_nothing,
+                concurrent_deletes_have_one_winner,
+                concurrent_first_key_updates_create_once,
+                garbage_collection_at_the_expiry_boundary_in_several_time_zones,
+                static_objects_are_read_only_overlays
+            );
+        }
+    };
+    (@cases $backend:ident; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let Some(harness) = crate::backends::$backend().await else { return };
+                crate::conformance::$case(harness.storage.clone()).await;
+                harness.cleanup().await;
+            }
+        )*
+    };
+}
+
+conformance_suite!(memory);
+conformance_suite!(sqlite);
+conformance_suite!(postgres);

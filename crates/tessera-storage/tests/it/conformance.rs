@@ -1,0 +1,770 @@
+//! Dex's storage conformance suite (`storage/conformance` in Dex), written once for every backend.
+//! Each case gets an empty storage and panics on the first broken guarantee.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::json;
+use tessera_core::id::new_id;
+use tessera_core::model::*;
+use tessera_storage::{Entity, GcResult, StaticObjects, Storage, StorageError};
+use time::macros::{datetime, offset};
+use time::{Duration, OffsetDateTime, UtcOffset};
+
+const NOW: OffsetDateTime = datetime!(2026-11-23 10:00:00.123456789 UTC);
+
+fn claims() -> Claims {
+    Claims {
+        user_id: "0-385-28089-0".into(),
+        username: "Kilgore Trout".into(),
+        preferred_username: "kilgore".into(),
+        email: "kilgore@kilgore.trout".into(),
+        email_verified: true,
+        groups: vec!["authors".into(), "readers".into()],
+    }
+}
+
+fn pkce() -> Pkce {
+    Pkce {
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        code_challenge_method: "S256".into(),
+    }
+}
+
+pub fn client(id: &str) -> Client {
+    Client {
+        id: id.into(),
+        secret: "secret".into(),
+        redirect_uris: vec![
+            "https://app.example/callback".into(),
+            "http://127.0.0.1:5555/cb".into(),
+        ],
+        trusted_peers: vec!["peer-app".into()],
+        name: "Example App".into(),
+        logo_url: "https://app.example/logo.png".into(),
+        allowed_connectors: vec!["local".into()],
+        client_credentials_claims: Some(ClientCredentialsClaims {
+            groups: vec!["machines".into()],
+        }),
+        ..Client::default()
+    }
+}
+
+fn auth_request(expiry: OffsetDateTime) -> AuthRequest {
+    AuthRequest {
+        id: new_id(),
+        client_id: "app".into(),
+        response_types: vec!["code".into(), "id_token".into()],
+        scopes: vec!["openid".into(), "email".into()],
+        redirect_uri: "https://app.example/callback".into(),
+        nonce: "n-0S6_WzA2Mj".into(),
+        state: "af0ifjsldkj".into(),
+        force_approval_prompt: true,
+        prompt: "consent".into(),
+        max_age: 3600,
+        auth_time: Some(NOW),
+        expiry,
+        logged_in: true,
+        claims: claims(),
+        connector_id: "local".into(),
+        connector_data: br#"{"upstream":"data"}"#.to_vec(),
+        pkce: pkce(),
+        hmac_key: vec![0, 1, 2, 254, 255],
+    }
+}
+
+fn auth_code(expiry: OffsetDateTime) -> AuthCode {
+    AuthCode {
+        id: new_id(),
+        client_id: "app".into(),
+        redirect_uri: "https://app.example/callback".into(),
+        nonce: "nonce".into(),
+        scopes: vec!["openid".into(), "groups".into()],
+        connector_id: "ldap".into(),
+        connector_data: b"opaque".to_vec(),
+        claims: claims(),
+        expiry,
+        auth_time: None,
+        pkce: pkce(),
+    }
+}
+
+fn refresh_token() -> RefreshToken {
+    RefreshToken {
+        id: new_id(),
+        token: "secret-1".into(),
+        obsolete_token: String::new(),
+        created_at: NOW,
+        last_used: NOW,
+        client_id: "app".into(),
+        connector_id: "local".into(),
+        connector_data: vec![],
+        claims: claims(),
+        scopes: vec!["openid".into(), "offline_access".into()],
+        nonce: "0".into(),
+    }
+}
+
+fn password(email: &str) -> Password {
+    Password {
+        email: email.into(),
+        hash: "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W".into(),
+        username: "jane".into(),
+        name: "Jane Doe".into(),
+        preferred_username: "jd".into(),
+        email_verified: Some(false),
+        user_id: "08a8684b-db88-4b73-90a9-3cd1661f5466".into(),
+        groups: vec!["admins".into()],
+    }
+}
+
+fn device_request(expiry: OffsetDateTime) -> DeviceRequest {
+    DeviceRequest {
+        user_code: format!("BCDF-{}", &new_id()[..4].to_uppercase()),
+        device_code: new_id(),
+        client_id: "tv".into(),
+        client_secret: "tv-secret".into(),
+        scopes: vec!["openid".into()],
+        expiry,
+    }
+}
+
+fn device_token(expiry: OffsetDateTime) -> DeviceToken {
+    DeviceToken {
+        device_code: new_id(),
+        status: "authorization_pending".into(),
+        token: String::new(),
+        expiry,
+        last_request_time: NOW,
+        poll_interval_seconds: 5,
+        pkce: pkce(),
+    }
+}
+
+fn jwk(kid: &str) -> serde_json::Value {
+    json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
+           "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"})
+}
+
+/// The CRUD contract for one entity: create, duplicate, get, update, list, delete, get-after-delete.
+async fn round_trip<E>(s: &Storage, value: E, change: impl Fn(&mut E) + Send + Sync)
+where
+    E: Entity + Clone + PartialEq + std::fmt::Debug,
+{
+    let key = value.key();
+    s.create(&value).await.unwrap();
+    assert!(
+        matches!(s.create(&value).await, Err(StorageError::AlreadyExists)),
+        "duplicate create must fail"
+    );
+    assert_eq!(
+        s.get::<E>(&key).await.unwrap(),
+        value,
+        "get must return what was created, nested data included"
+    );
+
+    let mut expected = value.clone();
+    change(&mut expected);
+    assert_ne!(expected, value, "the test's change must change something");
+    let updated = s
+        .update::<E, _, StorageError>(&key, |mut current| {
+            change(&mut current);
+            Ok(current)
+        })
+        .await
+        .unwrap();
+    assert_eq!(updated, expected);
+    assert_eq!(
+        s.get::<E>(&key).await.unwrap(),
+        expected,
+        "the update must be stored"
+    );
+
+    let listed = s.list::<E>().await.unwrap();
+    assert_eq!(listed, vec![expected]);
+
+    s.delete::<E>(&key).await.unwrap();
+    assert!(
+        matches!(s.get::<E>(&key).await, Err(StorageError::NotFound)),
+        "get after delete"
+    );
+    assert!(
+        matches!(s.delete::<E>(&key).await, Err(StorageError::NotFound)),
+        "second delete"
+    );
+    assert!(s.list::<E>().await.unwrap().is_empty());
+}
+
+pub async fn client_round_trip(s: Storage) {
+    round_trip(&s, client("app"), |c| {
+        c.secret = "rotated".into();
+        c.redirect_uris.push("https://app.example/other".into());
+        c.client_credentials_claims = None;
+    })
+    .await;
+}
+
+pub async fn auth_request_round_trip(s: Storage) {
+    round_trip(&s, auth_request(NOW + Duration::hours(24)), |r| {
+        r.logged_in = false;
+        r.claims.groups.push("new".into());
+        r.pkce.code_challenge_method = "plain".into();
+        r.expiry += Duration::minutes(5);
+    })
+    .await;
+}
+
+pub async fn auth_code_round_trip(s: Storage) {
+    round_trip(&s, auth_code(NOW + Duration::minutes(30)), |c| {
+        c.auth_time = Some(NOW);
+        c.claims.email_verified = false;
+    })
+    .await;
+}
+
+pub async fn refresh_token_round_trip(s: Storage) {
+    round_trip(&s, refresh_token(), |t| {
+        t.obsolete_token = t.token.clone();
+        t.token = "secret-2".into();
+        t.last_used += Duration::seconds(30);
+    })
+    .await;
+}
+
+pub async fn password_round_trip_with_case_insensitive_email(s: Storage) {
+    let jane = password("Jane@Example.com");
+    s.create(&jane).await.unwrap();
+    assert!(matches!(
+        s.create(&password("jane@example.COM")).await,
+        Err(StorageError::AlreadyExists)
+    ));
+    assert_eq!(s.get_password("JANE@example.com").await.unwrap(), jane);
+    let updated = s
+        .update::<Password, _, StorageError>("jane@EXAMPLE.com", |mut p| {
+            p.groups.push("devs".into());
+            Ok(p)
+        })
+        .await
+        .unwrap();
+    assert_eq!(updated.groups, vec!["admins", "devs"]);
+    assert_eq!(s.list::<Password>().await.unwrap(), vec![updated]);
+    s.delete::<Password>("JANE@EXAMPLE.COM").await.unwrap();
+    assert!(matches!(
+        s.get_password("jane@example.com").await,
+        Err(StorageError::NotFound)
+    ));
+}
+
+pub async fn offline_sessions_round_trip(s: Storage) {
+    let mut refresh = BTreeMap::new();
+    refresh.insert(
+        "app".to_owned(),
+        RefreshTokenRef {
+            id: new_id(),
+            client_id: "app".into(),
+            created_at: NOW,
+            last_used: NOW,
+        },
+    );
+    let sessions = OfflineSessions {
+        user_id: "user:with:colons".into(),
+        conn_id: "ldap".into(),
+        refresh,
+        connector_data: br#"{"refresh_token":"upstream"}"#.to_vec(),
+    };
+    // A user ID and connector ID that concatenate to the same text must stay distinct.
+    let lookalike = OfflineSessions {
+        user_id: "user:with:colonsl".into(),
+        conn_id: "dap".into(),
+        ..sessions.clone()
+    };
+    s.create(&sessions).await.unwrap();
+    s.create(&lookalike).await.unwrap();
+    assert_eq!(
+        s.get_offline_sessions("user:with:colons", "ldap")
+            .await
+            .unwrap(),
+        sessions
+    );
+    let updated = s
+        .update_offline_sessions::<_, StorageError>("user:with:colons", "ldap", |mut o| {
+            o.refresh.insert(
+                "cli".into(),
+                RefreshTokenRef {
+                    id: "r2".into(),
+                    client_id: "cli".into(),
+                    created_at: NOW,
+                    last_used: NOW,
+                },
+            );
+            Ok(o)
+        })
+        .await
+        .unwrap();
+    assert_eq!(updated.refresh.len(), 2);
+    assert_eq!(
+        s.get_offline_sessions("user:with:colons", "ldap")
+            .await
+            .unwrap(),
+        updated
+    );
+    assert_eq!(
+        s.get_offline_sessions("user:with:colonsl", "dap")
+            .await
+            .unwrap(),
+        lookalike
+    );
+    s.delete_offline_sessions("user:with:colons", "ldap")
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.get_offline_sessions("user:with:colons", "ldap").await,
+        Err(StorageError::NotFound)
+    ));
+    assert_eq!(s.list::<OfflineSessions>().await.unwrap(), vec![lookalike]);
+}
+
+pub async fn connector_round_trip(s: Storage) {
+    let connector = Connector {
+        id: "ldap".into(),
+        kind: "ldap".into(),
+        name: "Corporate LDAP".into(),
+        resource_version: "1".into(),
+        config: json!({"host": "ldap.example:636", "userSearch": {"baseDN": "ou=people", "username": ["uid", "mail"]}}),
+        grant_types: Some(vec!["authorization_code".into()]),
+    };
+    round_trip(&s, connector, |c| {
+        c.resource_version = "2".into();
+        c.config["insecureNoSSL"] = json!(true);
+        c.grant_types = None;
+    })
+    .await;
+}
+
+pub async fn device_request_round_trip(s: Storage) {
+    round_trip(&s, device_request(NOW + Duration::minutes(5)), |r| {
+        r.scopes.push("groups".into())
+    })
+    .await;
+}
+
+pub async fn device_token_round_trip(s: Storage) {
+    round_trip(&s, device_token(NOW + Duration::minutes(5)), |t| {
+        t.status = "complete".into();
+        t.token = r#"{"access_token":"a","token_type":"bearer"}"#.into();
+        t.poll_interval_seconds = 10;
+    })
+    .await;
+}
+
+pub async fn keys_round_trip(s: Storage) {
+    assert!(
+        matches!(s.get_keys().await, Err(StorageError::NotFound)),
+        "no keys before the first rotation"
+    );
+    let first = s
+        .update_keys::<_, StorageError>(|mut k| {
+            assert_eq!(k, Keys::default(), "the first updater sees empty keys");
+            k.signing_key = Some(jwk("k1"));
+            k.signing_key_pub = Some(jwk("k1"));
+            k.next_rotation = NOW + Duration::hours(6);
+            Ok(k)
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.get_keys().await.unwrap(), first);
+    let rotated = s
+        .update_keys::<_, StorageError>(|mut k| {
+            let old = k.signing_key_pub.take().unwrap();
+            k.verification_keys.push(VerificationKey {
+                public_key: old,
+                expiry: NOW + Duration::hours(24),
+            });
+            k.signing_key = Some(jwk("k2"));
+            k.signing_key_pub = Some(jwk("k2"));
+            k.next_rotation = NOW + Duration::hours(12);
+            Ok(k)
+        })
+        .await
+        .unwrap();
+    let stored = s.get_keys().await.unwrap();
+    assert_eq!(stored, rotated);
+    assert_eq!(stored.verification_keys[0].public_key["kid"], "k1");
+    assert_eq!(stored.signing_key.unwrap()["kid"], "k2");
+}
+
+pub async fn updater_error_keeps_the_old_value(s: Storage) {
+    let original = client("app");
+    s.create(&original).await.unwrap();
+    let result = s
+        .update::<Client, _, StorageError>("app", |mut c| {
+            c.secret = "half-written".into();
+            Err(StorageError::NotFound)
+        })
+        .await;
+    assert!(
+        matches!(result, Err(StorageError::NotFound)),
+        "the updater's error is returned: {result:?}"
+    );
+    assert_eq!(
+        s.get::<Client>("app").await.unwrap(),
+        original,
+        "a failed update leaves the old value"
+    );
+}
+
+pub async fn updater_may_not_change_the_key(s: Storage) {
+    s.create(&client("app")).await.unwrap();
+    let result = s
+        .update::<Client, _, StorageError>("app", |mut c| {
+            c.id = "other".into();
+            Ok(c)
+        })
+        .await;
+    assert!(
+        matches!(result, Err(StorageError::KeyChanged { .. })),
+        "{result:?}"
+    );
+    assert!(matches!(
+        s.get::<Client>("other").await,
+        Err(StorageError::NotFound)
+    ));
+    assert_eq!(s.get::<Client>("app").await.unwrap(), client("app"));
+}
+
+pub async fn update_of_missing_object_is_not_found(s: Storage) {
+    let result = s.update::<Client, _, StorageError>("ghost", Ok).await;
+    assert!(matches!(result, Err(StorageError::NotFound)), "{result:?}");
+    let result = s.update::<RefreshToken, _, StorageError>("ghost", Ok).await;
+    assert!(matches!(result, Err(StorageError::NotFound)), "{result:?}");
+}
+
+/// Dex's transaction test: an update issued from inside another update's updater (so it commits
+/// between the outer update's read and write) makes exactly one of the two fail, and the stored value
+/// is the successful one's.
+async fn nested_update<E>(s: &Storage, value: E, set: fn(&mut E, &str), get: fn(&E) -> String)
+where
+    E: Entity + Clone,
+{
+    let key = value.key();
+    s.create(&value).await.unwrap();
+    let handle = tokio::runtime::Handle::current();
+    let mut inner_result = None;
+    let outer_result = s
+        .update::<E, _, StorageError>(&key, |mut current| {
+            set(&mut current, "outer");
+            let inner = tokio::task::block_in_place(|| {
+                handle.block_on(s.update::<E, _, StorageError>(&key, |mut current| {
+                    set(&mut current, "inner");
+                    Ok(current)
+                }))
+            });
+            inner_result = Some(inner.map(|_| ()));
+            Ok(current)
+        })
+        .await;
+    let inner_result = inner_result.expect("the outer updater ran");
+    assert!(
+        outer_result.is_ok() != inner_result.is_ok(),
+        "exactly one of the two updates must fail: outer {:?}, inner {:?}",
+        outer_result.as_ref().map(|_| ()),
+        inner_result
+    );
+    let winner = if outer_result.is_ok() {
+        "outer"
+    } else {
+        "inner"
+    };
+    assert_eq!(
+        get(&s.get::<E>(&key).await.unwrap()),
+        winner,
+        "the stored value is the successful update's"
+    );
+}
+
+pub async fn nested_update_exactly_one_fails(s: Storage) {
+    nested_update(
+        &s,
+        client("app"),
+        |c, v| c.secret = v.into(),
+        |c| c.secret.clone(),
+    )
+    .await;
+    let request = auth_request(NOW + Duration::hours(1));
+    nested_update(&s, request, |r, v| r.state = v.into(), |r| r.state.clone()).await;
+    nested_update(
+        &s,
+        password("jane@example.com"),
+        |p, v| p.name = v.into(),
+        |p| p.name.clone(),
+    )
+    .await;
+    let kid = |k: &Keys| {
+        k.signing_key
+            .as_ref()
+            .map(|v| v["kid"].to_string().replace('"', ""))
+            .unwrap_or_default()
+    };
+    nested_update(
+        &s,
+        Keys::default(),
+        |k, v| k.signing_key = Some(jwk(v)),
+        kid,
+    )
+    .await;
+    nested_update(
+        &s,
+        refresh_token(),
+        |t, v| t.token = v.into(),
+        |t| t.token.clone(),
+    )
+    .await;
+}
+
+/// The other side of compare-and-swap: a write that lands between an update's read and its write is
+/// not overwritten; the update re-reads and re-runs its updater on the new value.
+pub async fn update_that_lost_a_race_retries_without_losing_it(s: Storage) {
+    let token = refresh_token();
+    s.create(&token).await.unwrap();
+    let handle = tokio::runtime::Handle::current();
+    let runs = AtomicUsize::new(0);
+    let updated = s
+        .update::<RefreshToken, _, StorageError>(&token.id, |mut t| {
+            if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                tokio::task::block_in_place(|| {
+                    handle.block_on(s.update::<RefreshToken, _, StorageError>(
+                        &token.id,
+                        |mut t| {
+                            t.scopes.push("from-the-racer".into());
+                            Ok(t)
+                        },
+                    ))
+                })
+                .unwrap();
+            }
+            t.scopes.push("from-the-updater".into());
+            Ok(t)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "the updater runs again after losing the race"
+    );
+    assert_eq!(
+        updated.scopes,
+        vec![
+            "openid",
+            "offline_access",
+            "from-the-racer",
+            "from-the-updater"
+        ]
+    );
+    assert_eq!(s.get::<RefreshToken>(&token.id).await.unwrap(), updated);
+}
+
+/// Dex's concurrency test: 100 parallel increments of one refresh token, none lost.
+pub async fn concurrent_refresh_token_updates_lose_nothing(s: Storage) {
+    let token = refresh_token();
+    s.create(&token).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let s = s.clone();
+        let id = token.id.clone();
+        tasks.push(tokio::spawn(async move {
+            s.update::<RefreshToken, _, StorageError>(&id, |mut t| {
+                t.nonce = (t.nonce.parse::<u32>().unwrap() + 1).to_string();
+                Ok(t)
+            })
+            .await
+        }));
+    }
+    for task in tasks {
+        task.await
+            .unwrap()
+            .expect("every concurrent update succeeds");
+    }
+    assert_eq!(s.get::<RefreshToken>(&token.id).await.unwrap().nonce, "100");
+}
+
+/// Deleting is the single-use gate for codes: of many concurrent deletes, exactly one wins.
+pub async fn concurrent_deletes_have_one_winner(s: Storage) {
+    let code = auth_code(NOW + Duration::minutes(30));
+    s.create(&code).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let s = s.clone();
+        let id = code.id.clone();
+        tasks.push(tokio::spawn(async move { s.delete::<AuthCode>(&id).await }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => winners += 1,
+            Err(StorageError::NotFound) => {}
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+/// Several instances starting at once each try to create the first keys: one creates, the others
+/// update what it wrote, and nothing is lost.
+pub async fn concurrent_first_key_updates_create_once(s: Storage) {
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.update_keys::<_, StorageError>(move |mut k| {
+                k.verification_keys.push(VerificationKey {
+                    public_key: jwk(&format!("k{i}")),
+                    expiry: NOW,
+                });
+                Ok(k)
+            })
+            .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let mut kids: Vec<String> = s
+        .get_keys()
+        .await
+        .unwrap()
+        .verification_keys
+        .iter()
+        .map(|k| k.public_key["kid"].to_string())
+        .collect();
+    kids.sort();
+    assert_eq!(kids.len(), 10, "every instance's change is kept: {kids:?}");
+}
+
+pub async fn garbage_collection_at_the_expiry_boundary_in_several_time_zones(s: Storage) {
+    let zones: [(&str, UtcOffset); 3] = [
+        ("UTC", offset!(UTC)),
+        ("EST", offset!(-5)),
+        ("PST", offset!(-8)),
+    ];
+    for (zone, offset) in zones {
+        let expiry = NOW.to_offset(offset);
+        let request = auth_request(expiry);
+        let code = auth_code(expiry);
+        let device_req = device_request(expiry);
+        let device_tok = device_token(expiry);
+        s.create(&request).await.unwrap();
+        s.create(&code).await.unwrap();
+        s.create(&device_req).await.unwrap();
+        s.create(&device_tok).await.unwrap();
+        let token = refresh_token();
+        s.create(&token).await.unwrap();
+
+        let stored = s.get::<AuthRequest>(&request.id).await.unwrap();
+        assert_eq!(
+            stored.expiry.offset(),
+            offset,
+            "{zone}: the stored time keeps its zone"
+        );
+        assert_eq!(stored.expiry, expiry, "{zone}: and its instant");
+
+        for before in [
+            expiry - Duration::seconds(1),
+            expiry - Duration::nanoseconds(1),
+            expiry,
+        ] {
+            let result = s
+                .garbage_collect(before.to_offset(offset!(+9)))
+                .await
+                .unwrap();
+            assert!(
+                result.is_empty(),
+                "{zone}: nothing expires until after its expiry ({before}): {result:?}"
+            );
+        }
+        s.get::<AuthCode>(&code.id).await.unwrap();
+
+        let result = s
+            .garbage_collect(expiry + Duration::nanoseconds(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            result,
+            GcResult {
+                auth_requests: 1,
+                auth_codes: 1,
+                device_requests: 1,
+                device_tokens: 1
+            },
+            "{zone}"
+        );
+        assert!(matches!(
+            s.get::<AuthRequest>(&request.id).await,
+            Err(StorageError::NotFound)
+        ));
+        assert!(matches!(
+            s.get::<AuthCode>(&code.id).await,
+            Err(StorageError::NotFound)
+        ));
+        assert!(matches!(
+            s.get::<DeviceRequest>(&device_req.user_code).await,
+            Err(StorageError::NotFound)
+        ));
+        assert!(matches!(
+            s.get::<DeviceToken>(&device_tok.device_code).await,
+            Err(StorageError::NotFound)
+        ));
+        s.get::<RefreshToken>(&token.id)
+            .await
+            .expect("refresh tokens are never collected");
+    }
+}
+
+pub async fn static_objects_are_read_only_overlays(s: Storage) {
+    let mut statics = StaticObjects::default();
+    statics.add(&client("static-app")).unwrap();
+    statics.add(&password("Admin@Example.com")).unwrap();
+    assert!(matches!(
+        statics.add(&client("static-app")),
+        Err(StorageError::AlreadyExists)
+    ));
+    let s = s.with_statics(statics);
+
+    assert_eq!(
+        s.get::<Client>("static-app").await.unwrap(),
+        client("static-app")
+    );
+    assert_eq!(
+        s.get_password("admin@example.COM").await.unwrap().email,
+        "Admin@Example.com"
+    );
+    s.create(&client("dynamic-app")).await.unwrap();
+    let ids: Vec<String> = s
+        .list::<Client>()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, vec!["static-app", "dynamic-app"]);
+
+    assert!(matches!(
+        s.create(&client("static-app")).await,
+        Err(StorageError::AlreadyExists)
+    ));
+    assert!(matches!(
+        s.delete::<Client>("static-app").await,
+        Err(StorageError::ReadOnly { .. })
+    ));
+    let update = s.update::<Client, _, StorageError>("static-app", Ok).await;
+    assert!(
+        matches!(update, Err(StorageError::ReadOnly { .. })),
+        "{update:?}"
+    );
+    assert!(matches!(
+        s.delete::<Password>("ADMIN@example.com").await,
+        Err(StorageError::ReadOnly { .. })
+    ));
+    // Stored objects stay fully writable.
+    s.delete::<Client>("dynamic-app").await.unwrap();
+}
