@@ -1,1 +1,14 @@
+//! tessera-server: Dex's configuration file, the HTTP server and its background tasks.
+//!
+//! [`config`] turns a Dex `config.yaml` into a validated [`config::Config`]; [`server`] opens the
+//! storage it names and serves [`http`] under the issuer's path, with the [`tasks`] running beside.
 
+pub mod config;
+pub mod health;
+pub mod http;
+pub mod server;
+pub mod state;
+pub mod tasks;
+
+pub use server::{BoundServer, StartError};
+pub use state::AppState;

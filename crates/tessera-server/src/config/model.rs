@@ -1,0 +1,207 @@
+//! The configuration after validation: typed, defaults applied, environment variables resolved.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tessera_core::model::{Client, Connector, Password};
+use tessera_storage::StorageSettings;
+use url::Url;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The issuer exactly as written (discovery repeats it verbatim).
+    pub issuer: String,
+    pub issuer_url: Url,
+    pub storage: StorageSettings,
+    pub web: Web,
+    pub telemetry: Telemetry,
+    pub grpc: Grpc,
+    pub logger: Logger,
+    pub frontend: Frontend,
+    pub expiry: Expiry,
+    pub signer: Signer,
+    pub oauth2: OAuth2,
+    pub static_clients: Vec<Client>,
+    pub enable_password_db: bool,
+    pub static_passwords: Vec<Password>,
+    /// Configured connectors, plus `local` when the password database is enabled.
+    pub connectors: Vec<Connector>,
+    pub flags: Flags,
+}
+
+impl Config {
+    /// The issuer's path without a trailing slash: every route is mounted under it (`/dex`, or ``).
+    pub fn issuer_path(&self) -> &str {
+        self.issuer_url.path().trim_end_matches('/')
+    }
+}
+
+/// Dex's `DEX_*` feature flags that change how the configuration is read or used.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub expand_env: bool,
+    pub disallow_unknown_fields: bool,
+    pub client_credential_grant_enabled_by_default: bool,
+    pub continue_on_connector_failure: bool,
+    pub sessions_enabled: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Web {
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub tls_min_version: Option<String>,
+    pub tls_max_version: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub client_remote_ip: Option<ClientRemoteIp>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientRemoteIp {
+    pub header: String,
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Telemetry {
+    pub http: Option<String>,
+    pub enable_profiling: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grpc {
+    pub addr: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub tls_client_ca: Option<String>,
+    pub tls_min_version: Option<String>,
+    pub tls_max_version: Option<String>,
+    pub reflection: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    #[default]
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Logger {
+    pub level: LogLevel,
+    pub format: LogFormat,
+    pub exclude_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frontend {
+    pub dir: Option<String>,
+    pub logo_url: Option<String>,
+    /// The product name shown on pages (Dex: "dex").
+    pub issuer: String,
+    pub theme: String,
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Default for Frontend {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            logo_url: None,
+            issuer: "dex".into(),
+            theme: "light".into(),
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expiry {
+    pub signing_keys: Option<Duration>,
+    pub id_tokens: Duration,
+    pub auth_requests: Duration,
+    pub device_requests: Duration,
+    pub refresh_tokens: RefreshTokenExpiry,
+}
+
+impl Default for Expiry {
+    fn default() -> Self {
+        Self {
+            signing_keys: None,
+            id_tokens: Duration::from_secs(24 * 3600),
+            auth_requests: Duration::from_secs(24 * 3600),
+            device_requests: Duration::from_secs(5 * 60),
+            refresh_tokens: RefreshTokenExpiry::default(),
+        }
+    }
+}
+
+/// Zero means disabled or unlimited, as in Dex.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefreshTokenExpiry {
+    pub disable_rotation: bool,
+    pub reuse_interval: Duration,
+    pub absolute_lifetime: Duration,
+    pub valid_if_not_used_for: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    #[default]
+    RS256,
+    ES256,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signer {
+    pub keys_rotation_period: Duration,
+    pub algorithm: SigningAlgorithm,
+}
+
+impl Default for Signer {
+    fn default() -> Self {
+        Self {
+            keys_rotation_period: Duration::from_secs(6 * 3600),
+            algorithm: SigningAlgorithm::RS256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuth2 {
+    /// As configured; empty means Dex's default set.
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    pub skip_approval_screen: bool,
+    pub always_show_login_screen: bool,
+    pub password_connector: Option<String>,
+    pub pkce_enforce: bool,
+    pub code_challenge_methods_supported: Vec<String>,
+}
+
+impl Default for OAuth2 {
+    fn default() -> Self {
+        Self {
+            grant_types: Vec::new(),
+            response_types: vec!["code".into()],
+            skip_approval_screen: false,
+            always_show_login_screen: false,
+            password_connector: None,
+            pkce_enforce: false,
+            code_challenge_methods_supported: vec!["S256".into(), "plain".into()],
+        }
+    }
+}

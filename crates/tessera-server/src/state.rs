@@ -1,0 +1,17 @@
+//! What every request handler and background task shares, passed explicitly (no global state).
+
+use std::sync::Arc;
+
+use tessera_core::clock::Clock;
+use tessera_storage::Storage;
+
+use crate::config::Config;
+use crate::health::Health;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub storage: Storage,
+    pub clock: Arc<dyn Clock>,
+    pub health: Arc<Health>,
+}

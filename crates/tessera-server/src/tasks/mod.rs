@@ -1,0 +1,69 @@
+//! Background work beside the HTTP server: storage garbage collection and health checks. Each task
+//! runs until the shutdown signal and never takes the server down with it.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::AppState;
+
+/// Dex collects expired requests and codes every 5 minutes (not configurable in Dex either).
+pub const GC_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Dex checks storage health every 15 seconds.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Starts the background tasks; they stop when `shutdown` turns true.
+pub fn spawn(
+    state: &AppState,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let gc_state = state.clone();
+    let health_state = state.clone();
+    vec![
+        tokio::spawn(every(GC_INTERVAL, shutdown.clone(), move || {
+            let state = gc_state.clone();
+            async move { collect_garbage(&state).await }
+        })),
+        tokio::spawn(every(HEALTH_INTERVAL, shutdown, move || {
+            let state = health_state.clone();
+            async move {
+                let _ = state.health.check(&state.storage, state.clock.now()).await;
+            }
+        })),
+    ]
+}
+
+/// Runs `work` now and then at each `interval`, until shutdown.
+async fn every<F, Fut>(interval: Duration, mut shutdown: watch::Receiver<bool>, mut work: F)
+where
+    F: FnMut() -> Fut + Send,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => work().await,
+            () = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// One garbage collection; a failure is logged and retried at the next interval.
+pub async fn collect_garbage(state: &AppState) {
+    match state.storage.garbage_collect(state.clock.now()).await {
+        Ok(result) if !result.is_empty() => tracing::info!(
+            auth_requests = result.auth_requests,
+            auth_codes = result.auth_codes,
+            device_requests = result.device_requests,
+            device_tokens = result.device_tokens,
+            "garbage collection removed expired objects"
+        ),
+        Ok(_) => tracing::debug!("garbage collection found nothing expired"),
+        Err(err) => tracing::error!(error = %err, "garbage collection failed"),
+    }
+}

@@ -1,0 +1,91 @@
+//! `tessera check-config`: everything `serve` does before it listens, then a summary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tessera_server::config::{Config, Loaded};
+use tessera_server::server::open_storage;
+use tessera_storage::StorageSettings;
+
+use crate::{EXIT_CONFIG, load_config};
+
+pub async fn check_config(path: PathBuf) -> ExitCode {
+    let Some(Loaded { config, warnings }) = load_config(&path) else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    let storage = match open_storage(&config).await {
+        Ok(storage) => storage,
+        Err(err) => {
+            eprintln!("error: {}: {err}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Err(err) = storage.ping().await {
+        eprintln!("error: {}: storage: {err}", path.display());
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    print!("{}", summary(&path, &config, warnings.len()));
+    ExitCode::SUCCESS
+}
+
+fn summary(path: &std::path::Path, config: &Config, warnings: usize) -> String {
+    let storage = match &config.storage {
+        StorageSettings::Memory => "memory".to_owned(),
+        StorageSettings::Sqlite(sqlite) => format!("sqlite3 ({})", sqlite.file.display()),
+        StorageSettings::Postgres(pg) => format!("postgres ({}/{})", pg.host, pg.database),
+    };
+    let names = |items: Vec<String>| {
+        if items.is_empty() {
+            "none".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    let clients = names(config.static_clients.iter().map(|c| c.id.clone()).collect());
+    let connectors = names(
+        config
+            .connectors
+            .iter()
+            .map(|c| format!("{} ({})", c.id, c.kind))
+            .collect(),
+    );
+    let path_note = match config.issuer_path() {
+        "" => String::new(),
+        prefix => format!(" (routes under {prefix})"),
+    };
+    [
+        format!("{}: configuration OK", path.display()),
+        format!("  issuer:     {}{path_note}", config.issuer),
+        format!("  storage:    {storage}: opened and migrated"),
+        format!(
+            "  web:        {}",
+            config
+                .web
+                .http
+                .as_deref()
+                .or(config.web.https.as_deref())
+                .unwrap_or("-")
+        ),
+        format!(
+            "  telemetry:  {}",
+            config.telemetry.http.as_deref().unwrap_or("-")
+        ),
+        format!("  clients:    {clients}"),
+        format!(
+            "  passwords:  {} static, password database {}",
+            config.static_passwords.len(),
+            if config.enable_password_db {
+                "enabled"
+            } else {
+                "disabled"
+            }
+        ),
+        format!("  connectors: {connectors}"),
+        format!("  warnings:   {warnings}"),
+        String::new(),
+    ]
+    .join("\n")
+}

@@ -1,0 +1,228 @@
+//! The `tessera` binary as an operator runs it: exit codes, messages, serving and signals.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failing test should stop loudly
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tessera-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The dev config, with its SQLite file moved into `dir` so tests leave nothing in the repository.
+fn dev_config(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(repo_root().join("examples/config-dev.yaml")).unwrap();
+    let text = text.replace(
+        "file: examples/dex.db",
+        &format!("file: {}", dir.join("dex.db").display()),
+    );
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn version_prints_the_version() {
+    let out = run(&["version"]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).starts_with(&format!("tessera Version: {}", env!("CARGO_PKG_VERSION")))
+    );
+}
+
+#[test]
+fn check_config_accepts_the_dev_config_and_opens_its_storage() {
+    let dir = temp_dir("check-ok");
+    let config = dev_config(&dir);
+    let out = run(&["check-config", config.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}\n{}", stdout, text(&out.stderr));
+    assert!(stdout.contains("configuration OK"), "{stdout}");
+    assert!(
+        stdout.contains("issuer:     http://127.0.0.1:5556/dex (routes under /dex)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sqlite3") && stdout.contains("opened and migrated"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("clients:    example-app"), "{stdout}");
+    assert!(
+        stdout.contains("connectors: local (local), mock (mockCallback)"),
+        "{stdout}"
+    );
+    assert!(dir.join("dex.db").exists(), "the SQLite file was created");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn check_config_reports_every_error_with_exit_code_2() {
+    let dir = temp_dir("check-bad");
+    let path = dir.join("broken.yaml");
+    std::fs::write(
+        &path,
+        "issuer: https://id.example\nstorage:\n  type: cassandra\nweb:\n  http: nowhere\nstaticClients:\n- id: a\n  name: A\n",
+    )
+    .unwrap();
+    let out = run(&["check-config", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let file = path.display();
+    for expected in [
+        format!(
+            "error: {file}:3: storage.type: unknown storage type \"cassandra\" (expected memory, sqlite3 or postgres)"
+        ),
+        format!(
+            "error: {file}:5: web.http: \"nowhere\" is not a listen address (expected host:port, e.g. 0.0.0.0:5556)"
+        ),
+        format!(
+            "error: {file}:7: staticClients[0].secret: is required unless the client is public (or secretEnv)"
+        ),
+    ] {
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(out.stdout.is_empty());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_missing_file_is_one_clear_line() {
+    let out = run(&["serve", "/nonexistent/dex.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("error: /nonexistent/dex.yaml: cannot read the configuration file:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_database_stops_start_up_with_exit_code_2() {
+    let dir = temp_dir("unreachable");
+    let path = dir.join("pg.yaml");
+    std::fs::write(
+        &path,
+        "issuer: https://id.example\nstorage:\n  type: postgres\n  config:\n    host: 127.0.0.1\n    port: 1\n    database: dex\n    connectionTimeout: 3\n    ssl:\n      mode: disable\nweb:\n  http: 127.0.0.1:0\n",
+    )
+    .unwrap();
+    for command in ["check-config", "serve"] {
+        let out = run(&[command, path.to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains(
+                "storage (postgres): postgres storage error: cannot connect to 127.0.0.1:1/dex"
+            ),
+            "{command}: {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP/1.0 GET, enough for probes (no client library needed).
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+#[test]
+fn serve_runs_the_dev_config_and_stops_on_sigterm() {
+    let dir = temp_dir("serve");
+    let config = dev_config(&dir);
+    let (web, telemetry) = (free_port(), free_port());
+    let mut child = Command::new(BIN)
+        .args(["serve", config.to_str().unwrap()])
+        .args(["--web-http-addr", &format!("127.0.0.1:{web}")])
+        .args(["--telemetry-addr", &format!("127.0.0.1:{telemetry}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        if let Some(answer) = get(web, "/dex/healthz") {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "the server did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(health, (200, "Health check passed".to_owned()));
+    assert_eq!(
+        get(telemetry, "/healthz/live"),
+        Some((200, "ok".to_owned()))
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(exit.success(), "exit {exit:?}: {stderr}");
+    assert!(stderr.contains("shutting down"), "{stderr}");
+    assert!(
+        get(web, "/dex/healthz").is_none(),
+        "the port is closed after shutdown"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
