@@ -5,6 +5,7 @@
 
 pub mod bytes;
 pub mod clock;
+pub mod grant;
 pub mod id;
 pub mod model;
 pub mod password;

@@ -12,6 +12,7 @@ pub mod memory;
 mod migrate;
 pub mod postgres;
 mod settings;
+mod sql;
 pub mod sqlite;
 mod statics;
 mod storage;

@@ -4,17 +4,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 
-use crate::migrate::{self, CREATE_MIGRATIONS_TABLE};
-use crate::{Backend, Document, Kind, PostgresSettings, StorageError};
+use crate::{PostgresSettings, StorageError, migrate};
 
 const NAME: &str = "postgres";
-
-/// Arbitrary but fixed: the advisory lock that serializes migrations across instances.
-const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261; // "tessera" in ASCII
 
 /// Dex's defaults for a pool: 5 connections; we add a bounded wait so an unreachable database fails
 /// start-up and requests promptly instead of hanging.
@@ -24,10 +18,6 @@ const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct PostgresBackend {
     pool: PgPool,
-}
-
-fn err(e: impl std::fmt::Display) -> StorageError {
-    StorageError::backend(NAME, e)
 }
 
 /// libpq-style connection options from Dex's keys.
@@ -118,40 +108,8 @@ impl PostgresBackend {
             .await
             .map_err(|e| err(format!("cannot connect to {target}: {e}")))?;
         let backend = Self { pool };
-        backend.migrate().await?;
+        backend.migrate(migrate::POSTGRES).await?;
         Ok(backend)
-    }
-
-    async fn migrate(&self) -> Result<(), StorageError> {
-        // DDL is transactional in Postgres and the advisory lock makes instances that start together
-        // take turns: the first applies the migrations, the others then find nothing pending.
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(MIGRATION_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        sqlx::raw_sql(CREATE_MIGRATIONS_TABLE)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM tessera_migrations")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(err)?;
-        for migration in migrate::pending(migrate::POSTGRES, &applied) {
-            sqlx::raw_sql(migration.sql)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-            sqlx::query("INSERT INTO tessera_migrations (version, description) VALUES ($1, $2)")
-                .bind(migration.version)
-                .bind(migration.description)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-        }
-        tx.commit().await.map_err(err)
     }
 
     /// The versions recorded in the migrations table.
@@ -167,121 +125,12 @@ impl PostgresBackend {
     }
 }
 
-fn document(row: &sqlx::postgres::PgRow) -> Result<Document, StorageError> {
-    Ok(Document {
-        data: row.try_get("data").map_err(err)?,
-        version: row.try_get("version").map_err(err)?,
-        expiry: row.try_get("expiry").map_err(err)?,
-    })
-}
-
-#[async_trait]
-impl Backend for PostgresBackend {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    async fn insert(
-        &self,
-        kind: Kind,
-        key: &str,
-        data: &str,
-        expiry: Option<i64>,
-    ) -> Result<(), StorageError> {
-        let inserted = sqlx::query(
-            "INSERT INTO tessera_objects (kind, id, version, expiry, data) VALUES ($1, $2, 1, $3, $4)
-             ON CONFLICT (kind, id) DO NOTHING",
-        )
-        .bind(kind.as_str())
-        .bind(key)
-        .bind(expiry)
-        .bind(data)
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
-        if inserted.rows_affected() == 0 {
-            return Err(StorageError::AlreadyExists);
-        }
-        Ok(())
-    }
-
-    async fn get(&self, kind: Kind, key: &str) -> Result<Document, StorageError> {
-        let row = sqlx::query(
-            "SELECT data, version, expiry FROM tessera_objects WHERE kind = $1 AND id = $2",
-        )
-        .bind(kind.as_str())
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(err)?;
-        document(&row.ok_or(StorageError::NotFound)?)
-    }
-
-    async fn list(&self, kind: Kind) -> Result<Vec<Document>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT data, version, expiry FROM tessera_objects WHERE kind = $1 ORDER BY id",
-        )
-        .bind(kind.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(err)?;
-        rows.iter().map(document).collect()
-    }
-
-    async fn delete(&self, kind: Kind, key: &str) -> Result<(), StorageError> {
-        let deleted = sqlx::query("DELETE FROM tessera_objects WHERE kind = $1 AND id = $2")
-            .bind(kind.as_str())
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        if deleted.rows_affected() == 0 {
-            return Err(StorageError::NotFound);
-        }
-        Ok(())
-    }
-
-    async fn compare_and_swap(
-        &self,
-        kind: Kind,
-        key: &str,
-        version: i64,
-        data: &str,
-        expiry: Option<i64>,
-    ) -> Result<bool, StorageError> {
-        let updated = sqlx::query(
-            "UPDATE tessera_objects SET data = $1, expiry = $2, version = version + 1
-             WHERE kind = $3 AND id = $4 AND version = $5",
-        )
-        .bind(data)
-        .bind(expiry)
-        .bind(kind.as_str())
-        .bind(key)
-        .bind(version)
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
-        Ok(updated.rows_affected() == 1)
-    }
-
-    async fn delete_expired(&self, kind: Kind, now: i64) -> Result<u64, StorageError> {
-        let deleted = sqlx::query("DELETE FROM tessera_objects WHERE kind = $1 AND expiry < $2")
-            .bind(kind.as_str())
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(deleted.rows_affected())
-    }
-
-    async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(err)
-            .map(|_| ())
-    }
-}
+crate::sql::sql_backend!(
+    PostgresBackend,
+    NAME,
+    sqlx::postgres::PgRow,
+    crate::sql::POSTGRES
+);
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tessera_core::grant::ALL_GRANT_TYPES;
 use tessera_storage::{PostgresSettings, PostgresSsl, SqliteSettings, StorageSettings};
 use url::Url;
 
@@ -615,27 +616,17 @@ fn signer(top: &mut Map, d: &mut Diagnostics, strict: bool, expiry: &Expiry) -> 
     signer
 }
 
-const GRANT_TYPES: [&str; 7] = [
-    "authorization_code",
-    "refresh_token",
-    "implicit",
-    "password",
-    "urn:ietf:params:oauth:grant-type:device_code",
-    "urn:ietf:params:oauth:grant-type:token-exchange",
-    "client_credentials",
-];
-
 fn oauth2(mut m: Map, d: &mut Diagnostics, strict: bool) -> OAuth2 {
     let defaults = OAuth2::default();
     let grant_types = m.strings(d, "grantTypes");
     for grant in &grant_types {
-        if !GRANT_TYPES.contains(&grant.as_str()) {
+        if !ALL_GRANT_TYPES.contains(&grant.as_str()) {
             d.error(
                 m.line_of("grantTypes"),
                 "oauth2.grantTypes",
                 format!(
                     "unknown grant type {grant:?} (expected one of {})",
-                    GRANT_TYPES.join(", ")
+                    ALL_GRANT_TYPES.join(", ")
                 ),
             );
         }

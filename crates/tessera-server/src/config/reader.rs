@@ -104,33 +104,37 @@ impl<'a> Map<'a> {
     }
 
     pub fn bool(&mut self, d: &mut Diagnostics, key: &'static str) -> Option<bool> {
-        let node = self.node(key)?;
-        match node.value {
-            Value::Bool(b) => Some(b),
-            ref other => {
-                d.error(
-                    node.line,
-                    &self.key_path(key),
-                    format!("expected a boolean, found {}", other.kind()),
-                );
-                None
-            }
-        }
+        self.scalar(d, key, "a boolean", |v| match v {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        })
     }
 
     pub fn integer(&mut self, d: &mut Diagnostics, key: &'static str) -> Option<i64> {
+        self.scalar(d, key, "an integer", |v| match v {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        })
+    }
+
+    /// The value under `key` if `extract` accepts it; otherwise an error saying what was expected.
+    fn scalar<T>(
+        &mut self,
+        d: &mut Diagnostics,
+        key: &'static str,
+        expected: &str,
+        extract: impl Fn(&Value) -> Option<T>,
+    ) -> Option<T> {
         let node = self.node(key)?;
-        match node.value {
-            Value::Int(i) => Some(i),
-            ref other => {
-                d.error(
-                    node.line,
-                    &self.key_path(key),
-                    format!("expected an integer, found {}", other.kind()),
-                );
-                None
-            }
+        let value = extract(&node.value);
+        if value.is_none() {
+            d.error(
+                node.line,
+                &self.key_path(key),
+                format!("expected {expected}, found {}", node.value.kind()),
+            );
         }
+        value
     }
 
     /// An integer within `range`, converted to the target type.

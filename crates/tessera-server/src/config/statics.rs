@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use base64::Engine;
+use tessera_core::grant::CONNECTOR_GRANT_TYPES;
 use tessera_core::model::{Client, ClientCredentialsClaims, Connector, Password};
 use tessera_core::password::check_bcrypt_hash;
 
@@ -32,16 +33,6 @@ const CONNECTOR_TYPES: &[(&str, Option<&str>)] = &[
     ("bitbucket-cloud", None),
     ("openshift", None),
     ("atlassian-crowd", None),
-];
-
-/// Grant types a connector may be limited to (Dex's `server/connectors/policy.go`).
-const CONNECTOR_GRANT_TYPES: [&str; 6] = [
-    "authorization_code",
-    "refresh_token",
-    "implicit",
-    "password",
-    "urn:ietf:params:oauth:grant-type:device_code",
-    "urn:ietf:params:oauth:grant-type:token-exchange",
 ];
 
 /// A value given either inline or through an environment variable (`id`/`idEnv`, `secret`/`secretEnv`).

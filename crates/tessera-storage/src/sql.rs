@@ -1,0 +1,224 @@
+//! What the SQL backends share: the table layout's statements per dialect, and one implementation
+//! of [`crate::Backend`] and of the migration runner over them, expanded for each sqlx driver.
+
+/// The statements of one SQL dialect (they differ only in placeholders and locking).
+pub(crate) struct Statements {
+    /// Opens the migration transaction.
+    pub begin_migration: &'static str,
+    /// Serializes migrations across instances, inside that transaction (Postgres' advisory lock).
+    pub lock_migrations: Option<&'static str>,
+    pub record_migration: &'static str,
+    pub insert: &'static str,
+    pub get: &'static str,
+    pub list: &'static str,
+    pub delete: &'static str,
+    pub compare_and_swap: &'static str,
+    pub delete_expired: &'static str,
+}
+
+pub(crate) const SQLITE: Statements = Statements {
+    // BEGIN IMMEDIATE takes the write lock first, so two processes on one file migrate in turn.
+    begin_migration: "BEGIN IMMEDIATE",
+    lock_migrations: None,
+    record_migration: "INSERT INTO tessera_migrations (version, description) VALUES (?, ?)",
+    insert: "INSERT INTO tessera_objects (kind, id, version, expiry, data) VALUES (?, ?, 1, ?, ?)
+             ON CONFLICT (kind, id) DO NOTHING",
+    get: "SELECT data, version, expiry FROM tessera_objects WHERE kind = ? AND id = ?",
+    list: "SELECT data, version, expiry FROM tessera_objects WHERE kind = ? ORDER BY id",
+    delete: "DELETE FROM tessera_objects WHERE kind = ? AND id = ?",
+    compare_and_swap: "UPDATE tessera_objects SET data = ?, expiry = ?, version = version + 1
+                       WHERE kind = ? AND id = ? AND version = ?",
+    delete_expired: "DELETE FROM tessera_objects WHERE kind = ? AND expiry < ?",
+};
+
+pub(crate) const POSTGRES: Statements = Statements {
+    begin_migration: "BEGIN",
+    // The lock id is "tessera" in ASCII. DDL is transactional in Postgres: instances starting together take turns on this lock, the
+    // first applies the migrations and the others find nothing pending.
+    lock_migrations: Some("SELECT pg_advisory_xact_lock(32762643830108769)"),
+    record_migration: "INSERT INTO tessera_migrations (version, description) VALUES ($1, $2)",
+    insert:
+        "INSERT INTO tessera_objects (kind, id, version, expiry, data) VALUES ($1, $2, 1, $3, $4)
+             ON CONFLICT (kind, id) DO NOTHING",
+    get: "SELECT data, version, expiry FROM tessera_objects WHERE kind = $1 AND id = $2",
+    list: "SELECT data, version, expiry FROM tessera_objects WHERE kind = $1 ORDER BY id",
+    delete: "DELETE FROM tessera_objects WHERE kind = $1 AND id = $2",
+    compare_and_swap: "UPDATE tessera_objects SET data = $1, expiry = $2, version = version + 1
+                       WHERE kind = $3 AND id = $4 AND version = $5",
+    delete_expired: "DELETE FROM tessera_objects WHERE kind = $1 AND expiry < $2",
+};
+
+/// Implements `migrate` and [`crate::Backend`] for a backend struct with a `pool` field, given its
+/// name, its row type and its [`Statements`]. A macro rather than generics because sqlx's drivers
+/// share no trait for `rows_affected`, and the bounds would hide the SQL.
+macro_rules! sql_backend {
+    ($backend:ty, $name:expr, $row:ty, $sql:expr) => {
+        fn err(e: impl std::fmt::Display) -> $crate::StorageError {
+            $crate::StorageError::backend($name, e)
+        }
+
+        fn document(row: &$row) -> Result<$crate::Document, $crate::StorageError> {
+            use sqlx::Row;
+            Ok($crate::Document {
+                data: row.try_get("data").map_err(err)?,
+                version: row.try_get("version").map_err(err)?,
+                expiry: row.try_get("expiry").map_err(err)?,
+            })
+        }
+
+        impl $backend {
+            /// Applies the embedded migrations not yet recorded, all in one transaction.
+            async fn migrate(
+                &self,
+                migrations: &[$crate::migrate::Migration],
+            ) -> Result<(), $crate::StorageError> {
+                let sql = &$sql;
+                let mut tx = self
+                    .pool
+                    .begin_with(sql.begin_migration)
+                    .await
+                    .map_err(err)?;
+                if let Some(lock) = sql.lock_migrations {
+                    sqlx::query(lock).execute(&mut *tx).await.map_err(err)?;
+                }
+                sqlx::raw_sql($crate::migrate::CREATE_MIGRATIONS_TABLE)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                let applied: Vec<i64> =
+                    sqlx::query_scalar("SELECT version FROM tessera_migrations")
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                for migration in $crate::migrate::pending(migrations, &applied) {
+                    sqlx::raw_sql(migration.sql)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                    sqlx::query(sql.record_migration)
+                        .bind(migration.version)
+                        .bind(migration.description)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                }
+                tx.commit().await.map_err(err)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Backend for $backend {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            async fn insert(
+                &self,
+                kind: $crate::Kind,
+                key: &str,
+                data: &str,
+                expiry: Option<i64>,
+            ) -> Result<(), $crate::StorageError> {
+                let inserted = sqlx::query($sql.insert)
+                    .bind(kind.as_str())
+                    .bind(key)
+                    .bind(expiry)
+                    .bind(data)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)?;
+                if inserted.rows_affected() == 0 {
+                    return Err($crate::StorageError::AlreadyExists);
+                }
+                Ok(())
+            }
+
+            async fn get(
+                &self,
+                kind: $crate::Kind,
+                key: &str,
+            ) -> Result<$crate::Document, $crate::StorageError> {
+                let row = sqlx::query($sql.get)
+                    .bind(kind.as_str())
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(err)?;
+                document(&row.ok_or($crate::StorageError::NotFound)?)
+            }
+
+            async fn list(
+                &self,
+                kind: $crate::Kind,
+            ) -> Result<Vec<$crate::Document>, $crate::StorageError> {
+                let rows = sqlx::query($sql.list)
+                    .bind(kind.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(err)?;
+                rows.iter().map(document).collect()
+            }
+
+            async fn delete(
+                &self,
+                kind: $crate::Kind,
+                key: &str,
+            ) -> Result<(), $crate::StorageError> {
+                let deleted = sqlx::query($sql.delete)
+                    .bind(kind.as_str())
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)?;
+                if deleted.rows_affected() == 0 {
+                    return Err($crate::StorageError::NotFound);
+                }
+                Ok(())
+            }
+
+            async fn compare_and_swap(
+                &self,
+                kind: $crate::Kind,
+                key: &str,
+                version: i64,
+                data: &str,
+                expiry: Option<i64>,
+            ) -> Result<bool, $crate::StorageError> {
+                let updated = sqlx::query($sql.compare_and_swap)
+                    .bind(data)
+                    .bind(expiry)
+                    .bind(kind.as_str())
+                    .bind(key)
+                    .bind(version)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)?;
+                Ok(updated.rows_affected() == 1)
+            }
+
+            async fn delete_expired(
+                &self,
+                kind: $crate::Kind,
+                now: i64,
+            ) -> Result<u64, $crate::StorageError> {
+                let deleted = sqlx::query($sql.delete_expired)
+                    .bind(kind.as_str())
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)?;
+                Ok(deleted.rows_affected())
+            }
+
+            async fn ping(&self) -> Result<(), $crate::StorageError> {
+                sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)
+                    .map(|_| ())
+            }
+        }
+    };
+}
+
+pub(crate) use sql_backend;
