@@ -16,15 +16,10 @@ pub enum HashError {
 
 /// The cost of a modular-crypt bcrypt hash (`$2b$10$…`), if the text is one.
 pub fn bcrypt_cost(hash: &str) -> Result<u32, HashError> {
-    let rest = ["$2a$", "$2b$", "$2y$"]
-        .iter()
-        .find_map(|prefix| hash.strip_prefix(prefix))
-        .ok_or(HashError::NotBcrypt)?;
+    let rest =
+        ["$2a$", "$2b$", "$2y$"].iter().find_map(|prefix| hash.strip_prefix(prefix)).ok_or(HashError::NotBcrypt)?;
     let (cost, tail) = rest.split_once('$').ok_or(HashError::NotBcrypt)?;
-    let valid_tail = tail.len() == 53
-        && tail
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/');
+    let valid_tail = tail.len() == 53 && tail.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/');
     if cost.len() != 2 || !valid_tail {
         return Err(HashError::NotBcrypt);
     }
@@ -61,9 +56,6 @@ mod tests {
         assert_eq!(check_bcrypt_hash(&slow), Err(HashError::CostTooHigh(17)));
         assert_eq!(check_bcrypt_hash("password"), Err(HashError::NotBcrypt));
         assert_eq!(check_bcrypt_hash("$2a$10$short"), Err(HashError::NotBcrypt));
-        assert_eq!(
-            check_bcrypt_hash(&DEX_EXAMPLE.replacen("$2a$", "$1$", 1)),
-            Err(HashError::NotBcrypt)
-        );
+        assert_eq!(check_bcrypt_hash(&DEX_EXAMPLE.replacen("$2a$", "$1$", 1)), Err(HashError::NotBcrypt));
     }
 }

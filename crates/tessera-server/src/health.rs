@@ -24,55 +24,32 @@ pub struct Health {
 impl Health {
     /// Dex starts out passing, before the first check ran.
     pub fn new(now: OffsetDateTime) -> Self {
-        Self {
-            status: RwLock::new(HealthStatus {
-                healthy: true,
-                message: "ok".into(),
-                checked_at: now,
-            }),
-        }
+        Self { status: RwLock::new(HealthStatus { healthy: true, message: "ok".into(), checked_at: now }) }
     }
 
     pub fn status(&self) -> HealthStatus {
-        self.status
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.status.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     pub fn record(&self, status: HealthStatus) {
-        *self
-            .status
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = status;
+        *self.status.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = status;
     }
 
     /// One check: create and delete an auth request that expires soon (GC removes a leftover).
     pub async fn check(&self, storage: &Storage, now: OffsetDateTime) -> Result<(), StorageError> {
         let result = write_and_delete_probe(storage, now).await;
         match &result {
-            Ok(()) => self.record(HealthStatus {
-                healthy: true,
-                message: "ok".into(),
-                checked_at: now,
-            }),
+            Ok(()) => self.record(HealthStatus { healthy: true, message: "ok".into(), checked_at: now }),
             Err(err) => {
                 tracing::error!(error = %err, "storage health check failed");
-                self.record(HealthStatus {
-                    healthy: false,
-                    message: "storage is unavailable".into(),
-                    checked_at: now,
-                });
+                self.record(HealthStatus { healthy: false, message: "storage is unavailable".into(), checked_at: now });
             }
         }
         result
     }
 }
 
-async fn write_and_delete_probe(
-    storage: &Storage,
-    now: OffsetDateTime,
-) -> Result<(), StorageError> {
+async fn write_and_delete_probe(storage: &Storage, now: OffsetDateTime) -> Result<(), StorageError> {
     let probe = AuthRequest {
         id: new_id(),
         client_id: String::new(),

@@ -7,6 +7,7 @@ pub mod config;
 pub mod health;
 pub mod http;
 pub mod server;
+pub mod signer;
 pub mod state;
 pub mod tasks;
 

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::health::Health;
+use crate::signer::Signer;
 use crate::{AppState, http, tasks};
 
 /// How long in-flight requests may take to finish after a shutdown signal (Dex: one minute).
@@ -26,6 +27,8 @@ pub enum StartError {
         #[source]
         source: StorageError,
     },
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::signer::SignerError),
     #[error("cannot listen on {address} ({what}): {source}")]
     Bind {
         what: &'static str,
@@ -38,49 +41,29 @@ pub enum StartError {
 /// The objects the config file defines, as storage's read-only overlay.
 pub fn static_objects(config: &Config) -> Result<StaticObjects, StorageError> {
     let mut statics = StaticObjects::default();
-    config
-        .static_clients
-        .iter()
-        .try_for_each(|client| statics.add(client))?;
-    config
-        .static_passwords
-        .iter()
-        .try_for_each(|password| statics.add(password))?;
-    config
-        .connectors
-        .iter()
-        .try_for_each(|connector| statics.add(connector))?;
+    config.static_clients.iter().try_for_each(|client| statics.add(client))?;
+    config.static_passwords.iter().try_for_each(|password| statics.add(password))?;
+    config.connectors.iter().try_for_each(|connector| statics.add(connector))?;
     Ok(statics)
 }
 
 /// Opens (and migrates) the configured storage, with the static objects overlaid.
 pub async fn open_storage(config: &Config) -> Result<Storage, StartError> {
     let kind = config.storage.type_name();
-    let storage = tessera_storage::open(&config.storage)
-        .await
-        .map_err(|source| StartError::Storage { kind, source })?;
+    let storage =
+        tessera_storage::open(&config.storage).await.map_err(|source| StartError::Storage { kind, source })?;
     let statics = static_objects(config).map_err(|source| StartError::Storage { kind, source })?;
     Ok(storage.with_statics(statics))
 }
 
 /// Go's listeners take `:5556` to mean every interface.
 fn normalize_address(address: &str) -> String {
-    if address.starts_with(':') {
-        format!("0.0.0.0{address}")
-    } else {
-        address.to_owned()
-    }
+    if address.starts_with(':') { format!("0.0.0.0{address}") } else { address.to_owned() }
 }
 
 async fn bind(what: &'static str, address: &str) -> Result<TcpListener, StartError> {
     let address = normalize_address(address);
-    TcpListener::bind(&address)
-        .await
-        .map_err(|source| StartError::Bind {
-            what,
-            address,
-            source,
-        })
+    TcpListener::bind(&address).await.map_err(|source| StartError::Bind { what, address, source })
 }
 
 /// A server whose storage is open and whose sockets are bound, ready to run.
@@ -93,27 +76,17 @@ pub struct BoundServer {
 impl BoundServer {
     pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         let storage = open_storage(&config).await?;
-        let web = bind(
-            "web.http",
-            config.web.http.as_deref().unwrap_or("0.0.0.0:5556"),
-        )
-        .await?;
+        let web = bind("web.http", config.web.http.as_deref().unwrap_or("0.0.0.0:5556")).await?;
         let telemetry = match &config.telemetry.http {
             Some(address) => Some(bind("telemetry.http", address).await?),
             None => None,
         };
         let health = Arc::new(Health::new(clock.now()));
-        let state = AppState {
-            config: Arc::new(config),
-            storage,
-            clock,
-            health,
-        };
-        Ok(Self {
-            state,
-            web,
-            telemetry,
-        })
+        // Like Dex, make sure a signing key exists before serving.
+        let signer = Arc::new(Signer::new(storage.clone(), clock.clone(), &config));
+        signer.rotate_and_load().await?;
+        let state = AppState { config: Arc::new(config), storage, clock, health, signer };
+        Ok(Self { state, web, telemetry })
     }
 
     pub fn web_addr(&self) -> Option<SocketAddr> {
@@ -121,27 +94,18 @@ impl BoundServer {
     }
 
     pub fn telemetry_addr(&self) -> Option<SocketAddr> {
-        self.telemetry
-            .as_ref()
-            .and_then(|listener| listener.local_addr().ok())
+        self.telemetry.as_ref().and_then(|listener| listener.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish (up to
     /// [`SHUTDOWN_GRACE`]) and stops the background tasks.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = tasks::spawn(&self.state, stop_rx.clone());
 
         let web = serve(self.web, http::router(self.state.clone()), stop_rx.clone());
         let telemetry = self.telemetry.map(|listener| {
-            tokio::spawn(serve(
-                listener,
-                http::telemetry::router(self.state.clone()),
-                stop_rx.clone(),
-            ))
+            tokio::spawn(serve(listener, http::telemetry::router(self.state.clone()), stop_rx.clone()))
         });
         let mut web = tokio::spawn(web);
 
@@ -174,11 +138,7 @@ impl BoundServer {
     }
 }
 
-async fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stop| *stop).await;

@@ -7,6 +7,7 @@ use tessera_storage::Storage;
 
 use crate::config::Config;
 use crate::health::Health;
+use crate::signer::Signer;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -14,4 +15,5 @@ pub struct AppState {
     pub storage: Storage,
     pub clock: Arc<dyn Clock>,
     pub health: Arc<Health>,
+    pub signer: Arc<Signer>,
 }

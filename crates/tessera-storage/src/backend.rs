@@ -52,13 +52,7 @@ pub trait Backend: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Stores a new document at version 1; [`StorageError::AlreadyExists`] if the key is taken.
-    async fn insert(
-        &self,
-        kind: Kind,
-        key: &str,
-        data: &str,
-        expiry: Option<i64>,
-    ) -> Result<(), StorageError>;
+    async fn insert(&self, kind: Kind, key: &str, data: &str, expiry: Option<i64>) -> Result<(), StorageError>;
 
     /// [`StorageError::NotFound`] if there is no such key.
     async fn get(&self, kind: Kind, key: &str) -> Result<Document, StorageError>;

@@ -2,8 +2,7 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 use tessera_core::model::{
-    AuthCode, AuthRequest, Client, Connector, DeviceRequest, DeviceToken, Keys, OfflineSessions,
-    Password, RefreshToken,
+    AuthCode, AuthRequest, Client, Connector, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password, RefreshToken,
 };
 use time::OffsetDateTime;
 
@@ -53,18 +52,8 @@ entity!(Connector, Kind::Connector, |c| c.id.clone());
 entity!(Keys, Kind::Keys, |_k| KEYS_KEY.to_owned());
 entity!(AuthRequest, Kind::AuthRequest, |r| r.id.clone(), expires);
 entity!(AuthCode, Kind::AuthCode, |c| c.id.clone(), expires);
-entity!(
-    DeviceRequest,
-    Kind::DeviceRequest,
-    |r| r.user_code.clone(),
-    expires
-);
-entity!(
-    DeviceToken,
-    Kind::DeviceToken,
-    |t| t.device_code.clone(),
-    expires
-);
+entity!(DeviceRequest, Kind::DeviceRequest, |r| r.user_code.clone(), expires);
+entity!(DeviceToken, Kind::DeviceToken, |t| t.device_code.clone(), expires);
 
 /// The single key under which the signing keys live.
 pub(crate) const KEYS_KEY: &str = "keys";

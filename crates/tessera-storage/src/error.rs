@@ -26,17 +26,11 @@ pub enum StorageError {
     },
     /// The database failed or could not be reached.
     #[error("{backend} storage error: {message}")]
-    Backend {
-        backend: &'static str,
-        message: String,
-    },
+    Backend { backend: &'static str, message: String },
 }
 
 impl StorageError {
     pub(crate) fn backend(backend: &'static str, err: impl std::fmt::Display) -> Self {
-        StorageError::Backend {
-            backend,
-            message: err.to_string(),
-        }
+        StorageError::Backend { backend, message: err.to_string() }
     }
 }

@@ -28,12 +28,8 @@ pub use storage::{GcResult, MAX_UPDATE_ATTEMPTS, Storage};
 pub async fn open(settings: &StorageSettings) -> Result<Storage, StorageError> {
     let backend: std::sync::Arc<dyn Backend> = match settings {
         StorageSettings::Memory => std::sync::Arc::new(memory::MemoryBackend::new()),
-        StorageSettings::Sqlite(sqlite) => {
-            std::sync::Arc::new(sqlite::SqliteBackend::open(sqlite).await?)
-        }
-        StorageSettings::Postgres(pg) => {
-            std::sync::Arc::new(postgres::PostgresBackend::open(pg).await?)
-        }
+        StorageSettings::Sqlite(sqlite) => std::sync::Arc::new(sqlite::SqliteBackend::open(sqlite).await?),
+        StorageSettings::Postgres(pg) => std::sync::Arc::new(postgres::PostgresBackend::open(pg).await?),
     };
     Ok(Storage::new(backend))
 }

@@ -20,9 +20,7 @@ impl MemoryBackend {
     fn documents(&self) -> MutexGuard<'_, HashMap<(Kind, String), Document>> {
         // A panic while holding the lock cannot leave a half-written document (every write is one
         // map operation), so a poisoned lock is safe to keep using.
-        self.documents
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.documents.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -32,51 +30,32 @@ impl Backend for MemoryBackend {
         "memory"
     }
 
-    async fn insert(
-        &self,
-        kind: Kind,
-        key: &str,
-        data: &str,
-        expiry: Option<i64>,
-    ) -> Result<(), StorageError> {
+    async fn insert(&self, kind: Kind, key: &str, data: &str, expiry: Option<i64>) -> Result<(), StorageError> {
         let mut documents = self.documents();
         let slot = documents.entry((kind, key.to_owned()));
         match slot {
             std::collections::hash_map::Entry::Occupied(_) => Err(StorageError::AlreadyExists),
             std::collections::hash_map::Entry::Vacant(vacant) => {
-                vacant.insert(Document {
-                    data: data.to_owned(),
-                    version: 1,
-                    expiry,
-                });
+                vacant.insert(Document { data: data.to_owned(), version: 1, expiry });
                 Ok(())
             }
         }
     }
 
     async fn get(&self, kind: Kind, key: &str) -> Result<Document, StorageError> {
-        self.documents()
-            .get(&(kind, key.to_owned()))
-            .cloned()
-            .ok_or(StorageError::NotFound)
+        self.documents().get(&(kind, key.to_owned())).cloned().ok_or(StorageError::NotFound)
     }
 
     async fn list(&self, kind: Kind) -> Result<Vec<Document>, StorageError> {
         let documents = self.documents();
-        let mut found: Vec<(&String, &Document)> = documents
-            .iter()
-            .filter(|((k, _), _)| *k == kind)
-            .map(|((_, key), doc)| (key, doc))
-            .collect();
+        let mut found: Vec<(&String, &Document)> =
+            documents.iter().filter(|((k, _), _)| *k == kind).map(|((_, key), doc)| (key, doc)).collect();
         found.sort_by(|a, b| a.0.cmp(b.0));
         Ok(found.into_iter().map(|(_, doc)| doc.clone()).collect())
     }
 
     async fn delete(&self, kind: Kind, key: &str) -> Result<(), StorageError> {
-        self.documents()
-            .remove(&(kind, key.to_owned()))
-            .map(|_| ())
-            .ok_or(StorageError::NotFound)
+        self.documents().remove(&(kind, key.to_owned())).map(|_| ()).ok_or(StorageError::NotFound)
     }
 
     async fn compare_and_swap(
@@ -90,11 +69,7 @@ impl Backend for MemoryBackend {
         let mut documents = self.documents();
         match documents.get_mut(&(kind, key.to_owned())) {
             Some(doc) if doc.version == version => {
-                *doc = Document {
-                    data: data.to_owned(),
-                    version: version + 1,
-                    expiry,
-                };
+                *doc = Document { data: data.to_owned(), version: version + 1, expiry };
                 Ok(true)
             }
             _ => Ok(false),

@@ -26,9 +26,6 @@ pub(crate) const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS tes
 )";
 
 /// The migrations not yet in `applied`, in order.
-pub(crate) fn pending<'a>(
-    all: &'a [Migration],
-    applied: &[i64],
-) -> impl Iterator<Item = &'a Migration> {
+pub(crate) fn pending<'a>(all: &'a [Migration], applied: &[i64]) -> impl Iterator<Item = &'a Migration> {
     all.iter().filter(move |m| !applied.contains(&m.version))
 }

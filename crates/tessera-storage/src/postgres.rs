@@ -41,9 +41,7 @@ pub fn connect_options(settings: &PostgresSettings) -> Result<PgConnectOptions, 
     }
     let mode = settings.ssl.mode.as_deref().unwrap_or("verify-full");
     let mode = PgSslMode::from_str(mode).map_err(|_| {
-        err(format!(
-            "unknown ssl.mode {mode:?} (expected disable, allow, prefer, require, verify-ca or verify-full)"
-        ))
+        err(format!("unknown ssl.mode {mode:?} (expected disable, allow, prefer, require, verify-ca or verify-full)"))
     })?;
     options = options.ssl_mode(mode);
     if let Some(ca) = &settings.ssl.ca_file {
@@ -65,10 +63,7 @@ fn split_host_port(host: &str, port: Option<u16>) -> (&str, Option<u16>) {
         && let Some((name, text)) = host.rsplit_once(':')
         && let Ok(parsed) = text.parse()
     {
-        return (
-            name.trim_start_matches('[').trim_end_matches(']'),
-            Some(parsed),
-        );
+        return (name.trim_start_matches('[').trim_end_matches(']'), Some(parsed));
     }
     (host, port)
 }
@@ -77,36 +72,16 @@ impl PostgresBackend {
     /// Connects with Dex's settings and applies pending migrations.
     pub async fn open(settings: &PostgresSettings) -> Result<Self, StorageError> {
         let pool = PgPoolOptions::new()
-            .max_connections(
-                settings
-                    .max_open_conns
-                    .filter(|n| *n > 0)
-                    .unwrap_or(DEFAULT_MAX_OPEN_CONNS),
-            )
-            .acquire_timeout(
-                settings
-                    .connection_timeout
-                    .unwrap_or(DEFAULT_CONNECTION_TIMEOUT),
-            )
+            .max_connections(settings.max_open_conns.filter(|n| *n > 0).unwrap_or(DEFAULT_MAX_OPEN_CONNS))
+            .acquire_timeout(settings.connection_timeout.unwrap_or(DEFAULT_CONNECTION_TIMEOUT))
             .max_lifetime(settings.conn_max_lifetime);
         Self::connect(connect_options(settings)?, pool).await
     }
 
     /// Connects with explicit options (tests, tools) and applies pending migrations.
-    pub async fn connect(
-        options: PgConnectOptions,
-        pool: PgPoolOptions,
-    ) -> Result<Self, StorageError> {
-        let target = format!(
-            "{}:{}/{}",
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or("")
-        );
-        let pool = pool
-            .connect_with(options)
-            .await
-            .map_err(|e| err(format!("cannot connect to {target}: {e}")))?;
+    pub async fn connect(options: PgConnectOptions, pool: PgPoolOptions) -> Result<Self, StorageError> {
+        let target = format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or(""));
+        let pool = pool.connect_with(options).await.map_err(|e| err(format!("cannot connect to {target}: {e}")))?;
         let backend = Self { pool };
         backend.migrate(migrate::POSTGRES).await?;
         Ok(backend)
@@ -125,12 +100,7 @@ impl PostgresBackend {
     }
 }
 
-crate::sql::sql_backend!(
-    PostgresBackend,
-    NAME,
-    sqlx::postgres::PgRow,
-    crate::sql::POSTGRES
-);
+crate::sql::sql_backend!(PostgresBackend, NAME, sqlx::postgres::PgRow, crate::sql::POSTGRES);
 
 #[cfg(test)]
 mod tests {
@@ -138,19 +108,10 @@ mod tests {
 
     #[test]
     fn host_may_carry_the_port() {
-        assert_eq!(
-            split_host_port("db.example:6543", None),
-            ("db.example", Some(6543))
-        );
-        assert_eq!(
-            split_host_port("db.example", Some(5433)),
-            ("db.example", Some(5433))
-        );
+        assert_eq!(split_host_port("db.example:6543", None), ("db.example", Some(6543)));
+        assert_eq!(split_host_port("db.example", Some(5433)), ("db.example", Some(5433)));
         assert_eq!(split_host_port("[::1]:5432", None), ("::1", Some(5432)));
-        assert_eq!(
-            split_host_port("/var/run/postgresql", None),
-            ("/var/run/postgresql", None)
-        );
+        assert_eq!(split_host_port("/var/run/postgresql", None), ("/var/run/postgresql", None));
     }
 
     #[test]
@@ -159,11 +120,6 @@ mod tests {
         assert!(matches!(options.get_ssl_mode(), PgSslMode::VerifyFull));
         let mut settings = PostgresSettings::default();
         settings.ssl.mode = Some("bogus".into());
-        assert!(
-            connect_options(&settings)
-                .unwrap_err()
-                .to_string()
-                .contains("unknown ssl.mode")
-        );
+        assert!(connect_options(&settings).unwrap_err().to_string().contains("unknown ssl.mode"));
     }
 }

@@ -37,8 +37,7 @@ pub(crate) const POSTGRES: Statements = Statements {
     // first applies the migrations and the others find nothing pending.
     lock_migrations: Some("SELECT pg_advisory_xact_lock(32762643830108769)"),
     record_migration: "INSERT INTO tessera_migrations (version, description) VALUES ($1, $2)",
-    insert:
-        "INSERT INTO tessera_objects (kind, id, version, expiry, data) VALUES ($1, $2, 1, $3, $4)
+    insert: "INSERT INTO tessera_objects (kind, id, version, expiry, data) VALUES ($1, $2, 1, $3, $4)
              ON CONFLICT (kind, id) DO NOTHING",
     get: "SELECT data, version, expiry FROM tessera_objects WHERE kind = $1 AND id = $2",
     list: "SELECT data, version, expiry FROM tessera_objects WHERE kind = $1 ORDER BY id",
@@ -68,33 +67,19 @@ macro_rules! sql_backend {
 
         impl $backend {
             /// Applies the embedded migrations not yet recorded, all in one transaction.
-            async fn migrate(
-                &self,
-                migrations: &[$crate::migrate::Migration],
-            ) -> Result<(), $crate::StorageError> {
+            async fn migrate(&self, migrations: &[$crate::migrate::Migration]) -> Result<(), $crate::StorageError> {
                 let sql = &$sql;
-                let mut tx = self
-                    .pool
-                    .begin_with(sql.begin_migration)
-                    .await
-                    .map_err(err)?;
+                let mut tx = self.pool.begin_with(sql.begin_migration).await.map_err(err)?;
                 if let Some(lock) = sql.lock_migrations {
                     sqlx::query(lock).execute(&mut *tx).await.map_err(err)?;
                 }
-                sqlx::raw_sql($crate::migrate::CREATE_MIGRATIONS_TABLE)
-                    .execute(&mut *tx)
+                sqlx::raw_sql($crate::migrate::CREATE_MIGRATIONS_TABLE).execute(&mut *tx).await.map_err(err)?;
+                let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM tessera_migrations")
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(err)?;
-                let applied: Vec<i64> =
-                    sqlx::query_scalar("SELECT version FROM tessera_migrations")
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(err)?;
                 for migration in $crate::migrate::pending(migrations, &applied) {
-                    sqlx::raw_sql(migration.sql)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err)?;
+                    sqlx::raw_sql(migration.sql).execute(&mut *tx).await.map_err(err)?;
                     sqlx::query(sql.record_migration)
                         .bind(migration.version)
                         .bind(migration.description)
@@ -133,11 +118,7 @@ macro_rules! sql_backend {
                 Ok(())
             }
 
-            async fn get(
-                &self,
-                kind: $crate::Kind,
-                key: &str,
-            ) -> Result<$crate::Document, $crate::StorageError> {
+            async fn get(&self, kind: $crate::Kind, key: &str) -> Result<$crate::Document, $crate::StorageError> {
                 let row = sqlx::query($sql.get)
                     .bind(kind.as_str())
                     .bind(key)
@@ -147,29 +128,14 @@ macro_rules! sql_backend {
                 document(&row.ok_or($crate::StorageError::NotFound)?)
             }
 
-            async fn list(
-                &self,
-                kind: $crate::Kind,
-            ) -> Result<Vec<$crate::Document>, $crate::StorageError> {
-                let rows = sqlx::query($sql.list)
-                    .bind(kind.as_str())
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(err)?;
+            async fn list(&self, kind: $crate::Kind) -> Result<Vec<$crate::Document>, $crate::StorageError> {
+                let rows = sqlx::query($sql.list).bind(kind.as_str()).fetch_all(&self.pool).await.map_err(err)?;
                 rows.iter().map(document).collect()
             }
 
-            async fn delete(
-                &self,
-                kind: $crate::Kind,
-                key: &str,
-            ) -> Result<(), $crate::StorageError> {
-                let deleted = sqlx::query($sql.delete)
-                    .bind(kind.as_str())
-                    .bind(key)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(err)?;
+            async fn delete(&self, kind: $crate::Kind, key: &str) -> Result<(), $crate::StorageError> {
+                let deleted =
+                    sqlx::query($sql.delete).bind(kind.as_str()).bind(key).execute(&self.pool).await.map_err(err)?;
                 if deleted.rows_affected() == 0 {
                     return Err($crate::StorageError::NotFound);
                 }
@@ -196,11 +162,7 @@ macro_rules! sql_backend {
                 Ok(updated.rows_affected() == 1)
             }
 
-            async fn delete_expired(
-                &self,
-                kind: $crate::Kind,
-                now: i64,
-            ) -> Result<u64, $crate::StorageError> {
+            async fn delete_expired(&self, kind: $crate::Kind, now: i64) -> Result<u64, $crate::StorageError> {
                 let deleted = sqlx::query($sql.delete_expired)
                     .bind(kind.as_str())
                     .bind(now)
@@ -211,11 +173,7 @@ macro_rules! sql_backend {
             }
 
             async fn ping(&self) -> Result<(), $crate::StorageError> {
-                sqlx::query("SELECT 1")
-                    .execute(&self.pool)
-                    .await
-                    .map_err(err)
-                    .map(|_| ())
+                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(err).map(|_| ())
             }
         }
     };

@@ -4,9 +4,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::{SqliteSettings, StorageError, migrate};
 
@@ -24,9 +22,7 @@ impl SqliteBackend {
         let options = if in_memory {
             SqliteConnectOptions::from_str("sqlite::memory:").map_err(err)?
         } else {
-            SqliteConnectOptions::new()
-                .filename(&settings.file)
-                .create_if_missing(true)
+            SqliteConnectOptions::new().filename(&settings.file).create_if_missing(true)
         }
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
@@ -35,16 +31,8 @@ impl SqliteBackend {
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 8 })
             .min_connections(if in_memory { 1 } else { 0 })
-            .idle_timeout(if in_memory {
-                None
-            } else {
-                Some(Duration::from_secs(600))
-            })
-            .max_lifetime(if in_memory {
-                None
-            } else {
-                Some(Duration::from_secs(1800))
-            })
+            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(1800)) })
             .connect_with(options)
             .await
             .map_err(|e| err(format!("cannot open {}: {e}", settings.file.display())))?;
@@ -54,9 +42,4 @@ impl SqliteBackend {
     }
 }
 
-crate::sql::sql_backend!(
-    SqliteBackend,
-    NAME,
-    sqlx::sqlite::SqliteRow,
-    crate::sql::SQLITE
-);
+crate::sql::sql_backend!(SqliteBackend, NAME, sqlx::sqlite::SqliteRow, crate::sql::SQLITE);

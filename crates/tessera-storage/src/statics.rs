@@ -20,8 +20,7 @@ impl StaticObjects {
             return Err(StorageError::AlreadyExists);
         }
         let position = self.objects.len();
-        self.objects
-            .insert((E::KIND, key), (position, encode(value)?));
+        self.objects.insert((E::KIND, key), (position, encode(value)?));
         Ok(())
     }
 
@@ -30,19 +29,12 @@ impl StaticObjects {
     }
 
     pub(crate) fn get<E: Entity>(&self, key: &str) -> Result<Option<E>, StorageError> {
-        self.objects
-            .get(&(E::KIND, key.to_owned()))
-            .map(|(_, data)| decode(data))
-            .transpose()
+        self.objects.get(&(E::KIND, key.to_owned())).map(|(_, data)| decode(data)).transpose()
     }
 
     pub(crate) fn list<E: Entity>(&self) -> Result<Vec<E>, StorageError> {
-        let mut found: Vec<&(usize, String)> = self
-            .objects
-            .iter()
-            .filter(|((kind, _), _)| *kind == E::KIND)
-            .map(|(_, entry)| entry)
-            .collect();
+        let mut found: Vec<&(usize, String)> =
+            self.objects.iter().filter(|((kind, _), _)| *kind == E::KIND).map(|(_, entry)| entry).collect();
         found.sort_by_key(|(position, _)| *position);
         found.into_iter().map(|(_, data)| decode(data)).collect()
     }

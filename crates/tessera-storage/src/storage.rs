@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_core::model::{
-    AuthCode, AuthRequest, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password,
-};
+use tessera_core::model::{AuthCode, AuthRequest, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password};
 use time::OffsetDateTime;
 
 use crate::entity::{KEYS_KEY, offline_sessions_key};
@@ -41,26 +39,18 @@ pub struct Storage {
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Storage")
-            .field("backend", &self.backend.name())
-            .finish()
+        f.debug_struct("Storage").field("backend", &self.backend.name()).finish()
     }
 }
 
 impl Storage {
     pub fn new(backend: Arc<dyn Backend>) -> Self {
-        Self {
-            backend,
-            statics: Arc::new(StaticObjects::default()),
-        }
+        Self { backend, statics: Arc::new(StaticObjects::default()) }
     }
 
     /// Overlays objects from the configuration file: readable like stored ones, never writable.
     pub fn with_statics(self, statics: StaticObjects) -> Self {
-        Self {
-            statics: Arc::new(statics),
-            ..self
-        }
+        Self { statics: Arc::new(statics), ..self }
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -74,9 +64,7 @@ impl Storage {
             return Err(StorageError::AlreadyExists);
         }
         let data = encode(value)?;
-        self.backend
-            .insert(E::KIND, &key, &data, expiry_nanos(value))
-            .await
+        self.backend.insert(E::KIND, &key, &data, expiry_nanos(value)).await
     }
 
     /// [`StorageError::NotFound`] if there is no such object.
@@ -123,49 +111,28 @@ impl Storage {
             let current = self.backend.get(E::KIND, &key).await?;
             let updated = updater(decode(&current.data)?)?;
             if updated.key() != key {
-                return Err(StorageError::KeyChanged {
-                    kind: E::KIND.as_str(),
-                }
-                .into());
+                return Err(StorageError::KeyChanged { kind: E::KIND.as_str() }.into());
             }
             let data = encode(&updated)?;
             let expiry = expiry_nanos(&updated);
-            if self
-                .backend
-                .compare_and_swap(E::KIND, &key, current.version, &data, expiry)
-                .await?
-            {
+            if self.backend.compare_and_swap(E::KIND, &key, current.version, &data, expiry).await? {
                 return Ok(updated);
             }
             backoff(attempt).await;
         }
-        Err(StorageError::Conflict {
-            kind: E::KIND.as_str(),
-            attempts: MAX_UPDATE_ATTEMPTS,
-        }
-        .into())
+        Err(StorageError::Conflict { kind: E::KIND.as_str(), attempts: MAX_UPDATE_ATTEMPTS }.into())
     }
 
     pub async fn get_password(&self, email: &str) -> Result<Password, StorageError> {
         self.get::<Password>(email).await
     }
 
-    pub async fn get_offline_sessions(
-        &self,
-        user_id: &str,
-        conn_id: &str,
-    ) -> Result<OfflineSessions, StorageError> {
-        self.get::<OfflineSessions>(&offline_sessions_key(user_id, conn_id))
-            .await
+    pub async fn get_offline_sessions(&self, user_id: &str, conn_id: &str) -> Result<OfflineSessions, StorageError> {
+        self.get::<OfflineSessions>(&offline_sessions_key(user_id, conn_id)).await
     }
 
-    pub async fn delete_offline_sessions(
-        &self,
-        user_id: &str,
-        conn_id: &str,
-    ) -> Result<(), StorageError> {
-        self.delete::<OfflineSessions>(&offline_sessions_key(user_id, conn_id))
-            .await
+    pub async fn delete_offline_sessions(&self, user_id: &str, conn_id: &str) -> Result<(), StorageError> {
+        self.delete::<OfflineSessions>(&offline_sessions_key(user_id, conn_id)).await
     }
 
     pub async fn update_offline_sessions<F, Er>(
@@ -178,8 +145,7 @@ impl Storage {
         F: FnMut(OfflineSessions) -> Result<OfflineSessions, Er> + Send,
         Er: From<StorageError> + Send,
     {
-        self.update(&offline_sessions_key(user_id, conn_id), updater)
-            .await
+        self.update(&offline_sessions_key(user_id, conn_id), updater).await
     }
 
     /// [`StorageError::NotFound`] until the first key rotation.
@@ -217,10 +183,7 @@ impl Storage {
         Ok(GcResult {
             auth_requests: self.backend.delete_expired(AuthRequest::KIND, now).await?,
             auth_codes: self.backend.delete_expired(AuthCode::KIND, now).await?,
-            device_requests: self
-                .backend
-                .delete_expired(DeviceRequest::KIND, now)
-                .await?,
+            device_requests: self.backend.delete_expired(DeviceRequest::KIND, now).await?,
             device_tokens: self.backend.delete_expired(DeviceToken::KIND, now).await?,
         })
     }
@@ -232,27 +195,18 @@ impl Storage {
 
     fn ensure_writable<E: Entity>(&self, key: &str) -> Result<(), StorageError> {
         if self.statics.contains(E::KIND, key) {
-            return Err(StorageError::ReadOnly {
-                kind: E::KIND.as_str(),
-                id: key.to_owned(),
-            });
+            return Err(StorageError::ReadOnly { kind: E::KIND.as_str(), id: key.to_owned() });
         }
         Ok(())
     }
 }
 
 pub(crate) fn encode<E: Entity>(value: &E) -> Result<String, StorageError> {
-    serde_json::to_string(value).map_err(|source| StorageError::Codec {
-        kind: E::KIND.as_str(),
-        source,
-    })
+    serde_json::to_string(value).map_err(|source| StorageError::Codec { kind: E::KIND.as_str(), source })
 }
 
 pub(crate) fn decode<E: Entity>(data: &str) -> Result<E, StorageError> {
-    serde_json::from_str(data).map_err(|source| StorageError::Codec {
-        kind: E::KIND.as_str(),
-        source,
-    })
+    serde_json::from_str(data).map_err(|source| StorageError::Codec { kind: E::KIND.as_str(), source })
 }
 
 fn expiry_nanos<E: Entity>(value: &E) -> Option<i64> {
@@ -261,19 +215,12 @@ fn expiry_nanos<E: Entity>(value: &E) -> Option<i64> {
 
 /// Unix nanoseconds, saturating (i64 nanoseconds reach the year 2262).
 fn to_nanos(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos()).unwrap_or(if at.year() < 1970 {
-        i64::MIN
-    } else {
-        i64::MAX
-    })
+    i64::try_from(at.unix_timestamp_nanos()).unwrap_or(if at.year() < 1970 { i64::MIN } else { i64::MAX })
 }
 
 /// A short random pause after a lost race, growing with the attempt, so that many writers on one
 /// object spread out instead of colliding again in lock step.
 async fn backoff(attempt: u32) {
     let ceiling_micros = u64::from(attempt.min(20)) * 250;
-    tokio::time::sleep(Duration::from_micros(rand::random_range(
-        0..=ceiling_micros,
-    )))
-    .await;
+    tokio::time::sleep(Duration::from_micros(rand::random_range(0..=ceiling_micros))).await;
 }

@@ -38,20 +38,10 @@ fn summary(path: &std::path::Path, config: &Config, warnings: usize) -> String {
         StorageSettings::Postgres(pg) => format!("postgres ({}/{})", pg.host, pg.database),
     };
     let names = |items: Vec<String>| {
-        if items.is_empty() {
-            "none".to_owned()
-        } else {
-            items.join(", ")
-        }
+        if items.is_empty() { "none".to_owned() } else { items.join(", ") }
     };
     let clients = names(config.static_clients.iter().map(|c| c.id.clone()).collect());
-    let connectors = names(
-        config
-            .connectors
-            .iter()
-            .map(|c| format!("{} ({})", c.id, c.kind))
-            .collect(),
-    );
+    let connectors = names(config.connectors.iter().map(|c| format!("{} ({})", c.id, c.kind)).collect());
     let path_note = match config.issuer_path() {
         "" => String::new(),
         prefix => format!(" (routes under {prefix})"),
@@ -60,28 +50,13 @@ fn summary(path: &std::path::Path, config: &Config, warnings: usize) -> String {
         format!("{}: configuration OK", path.display()),
         format!("  issuer:     {}{path_note}", config.issuer),
         format!("  storage:    {storage}: opened and migrated"),
-        format!(
-            "  web:        {}",
-            config
-                .web
-                .http
-                .as_deref()
-                .or(config.web.https.as_deref())
-                .unwrap_or("-")
-        ),
-        format!(
-            "  telemetry:  {}",
-            config.telemetry.http.as_deref().unwrap_or("-")
-        ),
+        format!("  web:        {}", config.web.http.as_deref().or(config.web.https.as_deref()).unwrap_or("-")),
+        format!("  telemetry:  {}", config.telemetry.http.as_deref().unwrap_or("-")),
         format!("  clients:    {clients}"),
         format!(
             "  passwords:  {} static, password database {}",
             config.static_passwords.len(),
-            if config.enable_password_db {
-                "enabled"
-            } else {
-                "disabled"
-            }
+            if config.enable_password_db { "enabled" } else { "disabled" }
         ),
         format!("  connectors: {connectors}"),
         format!("  warnings:   {warnings}"),

@@ -11,9 +11,7 @@ pub fn init(logger: &Logger) {
         LogLevel::Error => "error",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match logger.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

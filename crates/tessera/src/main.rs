@@ -16,10 +16,7 @@ use tessera_server::{BoundServer, server};
 const EXIT_CONFIG: u8 = 2;
 
 #[derive(Parser)]
-#[command(
-    name = "tessera",
-    about = "An OpenID Connect identity provider: a drop-in replacement for Dex"
-)]
+#[command(name = "tessera", about = "An OpenID Connect identity provider: a drop-in replacement for Dex")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,11 +58,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Version => {
             println!("tessera Version: {}", env!("CARGO_PKG_VERSION"));
-            println!(
-                "OS/ARCH: {}/{}",
-                std::env::consts::OS,
-                std::env::consts::ARCH
-            );
+            println!("OS/ARCH: {}/{}", std::env::consts::OS, std::env::consts::ARCH);
             ExitCode::SUCCESS
         }
         Command::CheckConfig { config } => run_async(check::check_config(config)),
@@ -74,10 +67,7 @@ fn main() -> ExitCode {
 }
 
 fn run_async(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(work),
         Err(err) => {
             eprintln!("tessera: cannot start the async runtime: {err}");
@@ -97,10 +87,7 @@ pub(crate) fn load_config(path: &std::path::Path) -> Option<Loaded> {
             for error in &failed.errors {
                 eprintln!("error: {error}");
             }
-            eprintln!(
-                "tessera: {} error(s) in the configuration",
-                failed.errors.len()
-            );
+            eprintln!("tessera: {} error(s) in the configuration", failed.errors.len());
             None
         }
     }
@@ -122,11 +109,7 @@ fn apply_overrides(config: &mut Config, args: &ServeArgs) {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let Some(Loaded {
-        mut config,
-        warnings,
-    }) = load_config(&args.config)
-    else {
+    let Some(Loaded { mut config, warnings }) = load_config(&args.config) else {
         return ExitCode::from(EXIT_CONFIG);
     };
     apply_overrides(&mut config, &args);

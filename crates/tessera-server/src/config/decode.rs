@@ -28,60 +28,25 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
     let issuer = issuer(&mut top, d);
     let storage = top.map(d, "storage").and_then(|m| storage(m, d, strict));
     if !top.has("storage") {
-        d.error(
-            top.line,
-            "storage",
-            "is required (e.g. type: sqlite3 with config.file)",
-        );
+        d.error(top.line, "storage", "is required (e.g. type: sqlite3 with config.file)");
     }
-    let web = top
-        .map(d, "web")
-        .map(|m| web(m, d, strict))
-        .unwrap_or_default();
+    let web = top.map(d, "web").map(|m| web(m, d, strict)).unwrap_or_default();
     if web.http.is_none() && web.https.is_none() {
-        d.error(
-            top.line_of("web"),
-            "web",
-            "must set http or https: the address to listen on",
-        );
+        d.error(top.line_of("web"), "web", "must set http or https: the address to listen on");
     }
-    let telemetry = top
-        .map(d, "telemetry")
-        .map(|m| telemetry(m, d, strict))
-        .unwrap_or_default();
-    let grpc = top
-        .map(d, "grpc")
-        .map(|m| grpc(m, d, strict))
-        .unwrap_or_default();
-    let logger = top
-        .map(d, "logger")
-        .map(|m| logger(m, d, strict))
-        .unwrap_or_default();
-    let mut frontend = top
-        .map(d, "frontend")
-        .map(|m| frontend(m, d, strict))
-        .unwrap_or_default();
+    let telemetry = top.map(d, "telemetry").map(|m| telemetry(m, d, strict)).unwrap_or_default();
+    let grpc = top.map(d, "grpc").map(|m| grpc(m, d, strict)).unwrap_or_default();
+    let logger = top.map(d, "logger").map(|m| logger(m, d, strict)).unwrap_or_default();
+    let mut frontend = top.map(d, "frontend").map(|m| frontend(m, d, strict)).unwrap_or_default();
     if frontend.dir.is_none() {
-        frontend.dir = env
-            .get("DEX_FRONTEND_DIR")
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned);
+        frontend.dir = env.get("DEX_FRONTEND_DIR").filter(|v| !v.is_empty()).map(str::to_owned);
     }
-    let expiry = top
-        .map(d, "expiry")
-        .map(|m| expiry(m, d, strict))
-        .unwrap_or_default();
+    let expiry = top.map(d, "expiry").map(|m| expiry(m, d, strict)).unwrap_or_default();
     let signer = signer(&mut top, d, strict, &expiry);
-    let oauth2 = top
-        .map(d, "oauth2")
-        .map(|m| oauth2(m, d, strict))
-        .unwrap_or_default();
-    for (section, when) in [
-        ("frontend", OIDC_CORE),
-        ("expiry", OIDC_CORE),
-        ("signer", OIDC_CORE),
-        ("oauth2", OIDC_CORE),
-    ] {
+    let oauth2 = top.map(d, "oauth2").map(|m| oauth2(m, d, strict)).unwrap_or_default();
+    for (section, when) in
+        [("frontend", OIDC_CORE), ("expiry", OIDC_CORE), ("oauth2", OIDC_CORE)]
+    {
         top.not_yet(d, section, when);
     }
 
@@ -89,37 +54,21 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
     let enable_password_db = top.bool(d, "enablePasswordDB").unwrap_or(false);
     let static_passwords = statics::passwords(&mut top, d, env, strict);
     if !static_passwords.is_empty() && !enable_password_db {
-        d.error(
-            top.line_of("staticPasswords"),
-            "staticPasswords",
-            "requires enablePasswordDB: true",
-        );
+        d.error(top.line_of("staticPasswords"), "staticPasswords", "requires enablePasswordDB: true");
     }
     let connectors = statics::connectors(&mut top, d, strict, enable_password_db);
     if let Some(name) = &oauth2.password_connector
         && !connectors.iter().any(|c| &c.id == name)
     {
-        d.error(
-            top.line_of("oauth2"),
-            "oauth2.passwordConnector",
-            format!("no connector has the id {name:?}"),
-        );
+        d.error(top.line_of("oauth2"), "oauth2.passwordConnector", format!("no connector has the id {name:?}"));
     }
     for section in ["sessions", "mfa"] {
         if top.node(section).is_some() {
             let (line, path) = (top.line_of(section), section);
             if flags.sessions_enabled {
-                d.warn(
-                    line,
-                    path,
-                    "sessions and MFA are not supported by tessera; ignored",
-                );
+                d.warn(line, path, "sessions and MFA are not supported by tessera; ignored");
             } else {
-                d.error(
-                    line,
-                    path,
-                    "requires DEX_SESSIONS_ENABLED=true (an experimental Dex feature)",
-                );
+                d.error(line, path, "requires DEX_SESSIONS_ENABLED=true (an experimental Dex feature)");
             }
         }
     }
@@ -185,27 +134,15 @@ fn issuer(top: &mut Map, d: &mut Diagnostics) -> Option<(String, Url)> {
     let text = top.required_string(d, "issuer")?;
     let line = top.line_of("issuer");
     match Url::parse(&text) {
-        Ok(url)
-            if matches!(url.scheme(), "http" | "https")
-                && url.query().is_none()
-                && url.fragment().is_none() =>
-        {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.query().is_none() && url.fragment().is_none() => {
             Some((text, url))
         }
         Ok(_) => {
-            d.error(
-                line,
-                "issuer",
-                format!("{text:?} must be an http(s) URL without query or fragment"),
-            );
+            d.error(line, "issuer", format!("{text:?} must be an http(s) URL without query or fragment"));
             None
         }
         Err(err) => {
-            d.error(
-                line,
-                "issuer",
-                format!("{text:?} is not a valid URL: {err}"),
-            );
+            d.error(line, "issuer", format!("{text:?} is not a valid URL: {err}"));
             None
         }
     }
@@ -226,19 +163,11 @@ fn storage(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSetti
         (Some("sqlite3"), Some(mut config)) => {
             let file = config.required_string(d, "file");
             config.finish(d, strict);
-            file.map(|file| {
-                StorageSettings::Sqlite(SqliteSettings {
-                    file: PathBuf::from(file),
-                })
-            })
+            file.map(|file| StorageSettings::Sqlite(SqliteSettings { file: PathBuf::from(file) }))
         }
         (Some("postgres"), Some(config)) => postgres(config, d, strict),
         (Some("sqlite3" | "postgres"), None) => {
-            d.error(
-                m.line,
-                "storage.config",
-                "is required for this storage type",
-            );
+            d.error(m.line, "storage.config", "is required for this storage type");
             None
         }
         (Some(other @ ("mysql" | "etcd" | "kubernetes")), _) => {
@@ -283,24 +212,14 @@ fn postgres(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSett
             cert_file: ssl.string(d, "certFile").map(PathBuf::from),
             key_file: ssl.string(d, "keyFile").map(PathBuf::from),
         };
-        let known = [
-            "disable",
-            "allow",
-            "prefer",
-            "require",
-            "verify-ca",
-            "verify-full",
-        ];
+        let known = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
         if let Some(mode) = &settings.ssl.mode
             && !known.contains(&mode.as_str())
         {
             d.error(
                 ssl.line_of("mode"),
                 &ssl.key_path("mode"),
-                format!(
-                    "unknown mode {mode:?} (expected one of {})",
-                    known.join(", ")
-                ),
+                format!("unknown mode {mode:?} (expected one of {})", known.join(", ")),
             );
         }
         ssl.finish(d, strict);
@@ -312,9 +231,7 @@ fn postgres(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSett
 /// `host:port`, `:port` or `[v6]:port`, as Go's net.Listen takes them.
 fn listen_address(m: &mut Map, d: &mut Diagnostics, key: &'static str) -> Option<String> {
     let address = m.string(d, key)?;
-    let valid_port = address
-        .rsplit_once(':')
-        .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+    let valid_port = address.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok());
     if !valid_port {
         d.error(
             m.line_of(key),
@@ -329,11 +246,7 @@ fn listen_address(m: &mut Map, d: &mut Diagnostics, key: &'static str) -> Option
 fn tls_version(m: &mut Map, d: &mut Diagnostics, key: &'static str) -> Option<String> {
     let version = m.string(d, key)?;
     if !matches!(version.as_str(), "1.2" | "1.3") {
-        d.error(
-            m.line_of(key),
-            &m.key_path(key),
-            format!("{version:?} is not a TLS version (expected 1.2 or 1.3)"),
-        );
+        d.error(m.line_of(key), &m.key_path(key), format!("{version:?} is not a TLS version (expected 1.2 or 1.3)"));
     }
     Some(version)
 }
@@ -361,11 +274,7 @@ fn web(mut m: Map, d: &mut Diagnostics, strict: bool) -> Web {
     if web.https.is_some() {
         for (key, value) in [("tlsCert", &web.tls_cert), ("tlsKey", &web.tls_key)] {
             if value.is_none() {
-                d.error(
-                    m.line,
-                    &m.key_path(key),
-                    "is required when web.https is set",
-                );
+                d.error(m.line, &m.key_path(key), "is required when web.https is set");
             }
         }
     }
@@ -381,32 +290,14 @@ fn web(mut m: Map, d: &mut Diagnostics, strict: bool) -> Web {
             d.warn(
                 m.line_of("headers"),
                 &format!("web.headers.{name}"),
-                format!(
-                    "unknown header (Dex sets only {})",
-                    known_headers.join(", ")
-                ),
+                format!("unknown header (Dex sets only {})", known_headers.join(", ")),
             );
         }
     }
-    for key in [
-        "https",
-        "tlsCert",
-        "tlsKey",
-        "tlsMinVersion",
-        "tlsMaxVersion",
-    ] {
-        m.not_yet(
-            d,
-            key,
-            "HTTPS is not served yet; terminate TLS in front of tessera",
-        );
+    for key in ["https", "tlsCert", "tlsKey", "tlsMinVersion", "tlsMaxVersion"] {
+        m.not_yet(d, key, "HTTPS is not served yet; terminate TLS in front of tessera");
     }
-    for key in [
-        "headers",
-        "allowedOrigins",
-        "allowedHeaders",
-        "clientRemoteIP",
-    ] {
+    for key in ["headers", "allowedOrigins", "allowedHeaders", "clientRemoteIP"] {
         m.not_yet(d, key, OIDC_CORE);
     }
     m.finish(d, strict);
@@ -434,11 +325,7 @@ fn grpc(mut m: Map, d: &mut Diagnostics, strict: bool) -> Grpc {
         reflection: m.bool(d, "reflection").unwrap_or(false),
     };
     if grpc.addr.is_none() && (grpc.tls_cert.is_some() || grpc.tls_key.is_some()) {
-        d.error(
-            m.line,
-            "grpc.addr",
-            "is required when a gRPC TLS certificate or key is set",
-        );
+        d.error(m.line, "grpc.addr", "is required when a gRPC TLS certificate or key is set");
     }
     if grpc.tls_cert.is_some() != grpc.tls_key.is_some() {
         d.error(m.line, "grpc", "tlsCert and tlsKey must be set together");
@@ -447,22 +334,14 @@ fn grpc(mut m: Map, d: &mut Diagnostics, strict: bool) -> Grpc {
         d.error(m.line, "grpc.tlsClientCA", "requires tlsCert and tlsKey");
     }
     if m.line > 0 && grpc != Grpc::default() {
-        d.warn(
-            m.line,
-            "grpc",
-            "the gRPC API is recognised but not implemented yet; nothing listens on grpc.addr",
-        );
+        d.warn(m.line, "grpc", "the gRPC API is recognised but not implemented yet; nothing listens on grpc.addr");
     }
     m.finish(d, strict);
     grpc
 }
 
 fn logger(mut m: Map, d: &mut Diagnostics, strict: bool) -> Logger {
-    let level = match m
-        .string(d, "level")
-        .map(|l| l.to_ascii_lowercase())
-        .as_deref()
-    {
+    let level = match m.string(d, "level").map(|l| l.to_ascii_lowercase()).as_deref() {
         None | Some("info") => LogLevel::Info,
         Some("debug") => LogLevel::Debug,
         Some("warn" | "warning") => LogLevel::Warn,
@@ -480,22 +359,14 @@ fn logger(mut m: Map, d: &mut Diagnostics, strict: bool) -> Logger {
         None | Some("text") => LogFormat::Text,
         Some("json") => LogFormat::Json,
         Some(other) => {
-            d.error(
-                m.line_of("format"),
-                "logger.format",
-                format!("unknown format {other:?} (expected text or json)"),
-            );
+            d.error(m.line_of("format"), "logger.format", format!("unknown format {other:?} (expected text or json)"));
             LogFormat::Text
         }
     };
     let exclude_fields = m.strings(d, "excludeFields");
     m.not_yet(d, "excludeFields", "no user fields are logged yet");
     m.finish(d, strict);
-    Logger {
-        level,
-        format,
-        exclude_fields,
-    }
+    Logger { level, format, exclude_fields }
 }
 
 fn frontend(mut m: Map, d: &mut Diagnostics, strict: bool) -> Frontend {
@@ -510,10 +381,7 @@ fn frontend(mut m: Map, d: &mut Diagnostics, strict: bool) -> Frontend {
     let frontend = Frontend {
         dir: m.string(d, "dir"),
         logo_url: m.string(d, "logoURL"),
-        issuer: m
-            .string(d, "issuer")
-            .filter(|s| !s.is_empty())
-            .unwrap_or(defaults.issuer),
+        issuer: m.string(d, "issuer").filter(|s| !s.is_empty()).unwrap_or(defaults.issuer),
         theme,
         extra: m.string_map(d, "extra"),
     };
@@ -539,12 +407,8 @@ fn expiry(mut m: Map, d: &mut Diagnostics, strict: bool) -> Expiry {
     let expiry = Expiry {
         signing_keys: m.duration(d, "signingKeys"),
         id_tokens: m.duration(d, "idTokens").unwrap_or(defaults.id_tokens),
-        auth_requests: m
-            .duration(d, "authRequests")
-            .unwrap_or(defaults.auth_requests),
-        device_requests: m
-            .duration(d, "deviceRequests")
-            .unwrap_or(defaults.device_requests),
+        auth_requests: m.duration(d, "authRequests").unwrap_or(defaults.auth_requests),
+        device_requests: m.duration(d, "deviceRequests").unwrap_or(defaults.device_requests),
         refresh_tokens,
     };
     m.finish(d, strict);
@@ -552,31 +416,19 @@ fn expiry(mut m: Map, d: &mut Diagnostics, strict: bool) -> Expiry {
 }
 
 fn signer(top: &mut Map, d: &mut Diagnostics, strict: bool, expiry: &Expiry) -> Signer {
-    let fallback_period = expiry
-        .signing_keys
-        .unwrap_or(Signer::default().keys_rotation_period);
+    let fallback_period = expiry.signing_keys.unwrap_or(Signer::default().keys_rotation_period);
     let Some(mut m) = top.map(d, "signer") else {
-        return Signer {
-            keys_rotation_period: fallback_period,
-            ..Signer::default()
-        };
+        return Signer { keys_rotation_period: fallback_period, ..Signer::default() };
     };
     let kind = m.string(d, "type");
-    let mut signer = Signer {
-        keys_rotation_period: fallback_period,
-        ..Signer::default()
-    };
+    let mut signer = Signer { keys_rotation_period: fallback_period, ..Signer::default() };
     match kind.as_deref() {
         None | Some("local") => {
             if let Some(mut config) = m.map(d, "config") {
                 match config.duration(d, "keysRotationPeriod") {
                     Some(period) => signer.keys_rotation_period = period,
                     None if kind.is_some() && !config.has("keysRotationPeriod") => {
-                        d.error(
-                            config.line,
-                            "signer.config.keysRotationPeriod",
-                            "is required for the local signer",
-                        );
+                        d.error(config.line, "signer.config.keysRotationPeriod", "is required for the local signer");
                     }
                     None => {}
                 }
@@ -594,23 +446,15 @@ fn signer(top: &mut Map, d: &mut Diagnostics, strict: bool, expiry: &Expiry) -> 
                 };
                 config.finish(d, strict);
             } else if kind.is_some() {
-                d.error(
-                    m.line,
-                    "signer.config.keysRotationPeriod",
-                    "is required for the local signer",
-                );
+                d.error(m.line, "signer.config.keysRotationPeriod", "is required for the local signer");
             }
         }
-        Some("vault") => d.error(
-            m.line_of("type"),
-            "signer.type",
-            "the vault signer is not supported by tessera (use local)",
-        ),
-        Some(other) => d.error(
-            m.line_of("type"),
-            "signer.type",
-            format!("unknown signer type {other:?} (expected local)"),
-        ),
+        Some("vault") => {
+            d.error(m.line_of("type"), "signer.type", "the vault signer is not supported by tessera (use local)")
+        }
+        Some(other) => {
+            d.error(m.line_of("type"), "signer.type", format!("unknown signer type {other:?} (expected local)"))
+        }
     }
     m.finish(d, strict);
     signer
@@ -624,36 +468,25 @@ fn oauth2(mut m: Map, d: &mut Diagnostics, strict: bool) -> OAuth2 {
             d.error(
                 m.line_of("grantTypes"),
                 "oauth2.grantTypes",
-                format!(
-                    "unknown grant type {grant:?} (expected one of {})",
-                    ALL_GRANT_TYPES.join(", ")
-                ),
+                format!("unknown grant type {grant:?} (expected one of {})", ALL_GRANT_TYPES.join(", ")),
             );
         }
     }
     let response_types = m.strings(d, "responseTypes");
     for response_type in &response_types {
-        if response_type
-            .split_whitespace()
-            .any(|word| !matches!(word, "code" | "token" | "id_token"))
+        if response_type.split_whitespace().any(|word| !matches!(word, "code" | "token" | "id_token"))
             || response_type.trim().is_empty()
         {
             d.error(
                 m.line_of("responseTypes"),
                 "oauth2.responseTypes",
-                format!(
-                    "unknown response type {response_type:?} (expected code, token or id_token)"
-                ),
+                format!("unknown response type {response_type:?} (expected code, token or id_token)"),
             );
         }
     }
     let mut oauth2 = OAuth2 {
         grant_types,
-        response_types: if response_types.is_empty() {
-            defaults.response_types
-        } else {
-            response_types
-        },
+        response_types: if response_types.is_empty() { defaults.response_types } else { response_types },
         skip_approval_screen: m.bool(d, "skipApprovalScreen").unwrap_or(false),
         always_show_login_screen: m.bool(d, "alwaysShowLoginScreen").unwrap_or(false),
         password_connector: m.string(d, "passwordConnector").filter(|s| !s.is_empty()),

@@ -33,19 +33,11 @@ pub struct Diagnostics {
 
 impl Diagnostics {
     pub fn new(file: impl Into<String>) -> Self {
-        Self {
-            file: file.into(),
-            ..Self::default()
-        }
+        Self { file: file.into(), ..Self::default() }
     }
 
     fn make(&self, line: u32, path: &str, message: impl fmt::Display) -> Diagnostic {
-        Diagnostic {
-            file: self.file.clone(),
-            line,
-            path: path.to_owned(),
-            message: message.to_string(),
-        }
+        Diagnostic { file: self.file.clone(), line, path: path.to_owned(), message: message.to_string() }
     }
 
     pub fn error(&mut self, line: u32, path: &str, message: impl fmt::Display) {

@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
-    let invalid =
-        || format!("invalid duration {text:?} (expected e.g. \"24h\", \"1h30m\", \"90s\")");
+    let invalid = || format!("invalid duration {text:?} (expected e.g. \"24h\", \"1h30m\", \"90s\")");
     let rest = text.trim();
     if rest == "0" {
         return Ok(Duration::ZERO);
@@ -16,14 +15,10 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let mut rest = rest.strip_prefix('+').unwrap_or(rest);
     let mut total = 0f64;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(invalid)?;
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(invalid)?;
         let number: f64 = rest[..number_len].parse().map_err(|_| invalid())?;
         rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let nanos_per_unit = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -52,10 +47,7 @@ mod tests {
         assert_eq!(parse_go_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_go_duration("1.5h"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_go_duration("300ms"), Ok(Duration::from_millis(300)));
-        assert_eq!(
-            parse_go_duration("2m3s4ms"),
-            Ok(Duration::from_millis(123_004))
-        );
+        assert_eq!(parse_go_duration("2m3s4ms"), Ok(Duration::from_millis(123_004)));
         assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
         assert_eq!(parse_go_duration("10us"), Ok(Duration::from_micros(10)));
     }
@@ -63,10 +55,7 @@ mod tests {
     #[test]
     fn rejects_what_go_rejects() {
         for bad in ["", "24", "1d", "h", "-5m", "1h 30m", "abc", "5m!"] {
-            assert!(
-                parse_go_duration(bad).is_err(),
-                "{bad:?} should be rejected"
-            );
+            assert!(parse_go_duration(bad).is_err(), "{bad:?} should be rejected");
         }
     }
 }

@@ -10,18 +10,11 @@ pub struct Env {
 
 impl Env {
     pub fn from_process() -> Self {
-        Self {
-            vars: std::env::vars().collect(),
-        }
+        Self { vars: std::env::vars().collect() }
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self {
-            vars: pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-        }
+        Self { vars: pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect() }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -56,9 +49,7 @@ impl Env {
                 }
                 continue;
             }
-            let name_len = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
+            let name_len = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
             if name_len == 0 {
                 // `$` not followed by a name stays as it is.
                 out.push('$');
@@ -81,10 +72,7 @@ mod tests {
         let env = Env::from_pairs([("DB_PASS", "s3cret"), ("HOST", "db")]);
         assert_eq!(env.expand("$DB_PASS"), "s3cret");
         assert_eq!(env.expand("${DB_PASS}!"), "s3cret!");
-        assert_eq!(
-            env.expand("postgres://$HOST:5432/${HOST}x"),
-            "postgres://db:5432/dbx"
-        );
+        assert_eq!(env.expand("postgres://$HOST:5432/${HOST}x"), "postgres://db:5432/dbx");
         assert_eq!(env.expand("$UNSET-x"), "-x");
         assert_eq!(env.expand("cost $ 5"), "cost $ 5");
         assert_eq!(env.expand("${BROKEN"), "");

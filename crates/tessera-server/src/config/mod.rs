@@ -53,10 +53,7 @@ pub fn load(path: &Path, env: &Env) -> Result<Loaded, ConfigError> {
         Err(err) => {
             let mut d = Diagnostics::new(file);
             d.error(0, "", format!("cannot read the configuration file: {err}"));
-            Err(ConfigError {
-                errors: d.errors,
-                warnings: d.warnings,
-            })
+            Err(ConfigError { errors: d.errors, warnings: d.warnings })
         }
     }
 }
@@ -76,35 +73,22 @@ pub fn parse(text: &str, file: &str, env: &Env) -> Result<Loaded, ConfigError> {
     d.errors.sort_by_key(|e| e.line);
     d.warnings.sort_by_key(|w| w.line);
     match config {
-        Some(config) if d.errors.is_empty() => Ok(Loaded {
-            config,
-            warnings: d.warnings,
-        }),
-        _ => Err(ConfigError {
-            errors: d.errors,
-            warnings: d.warnings,
-        }),
+        Some(config) if d.errors.is_empty() => Ok(Loaded { config, warnings: d.warnings }),
+        _ => Err(ConfigError { errors: d.errors, warnings: d.warnings }),
     }
 }
 
 fn flags(env: &Env, d: &mut Diagnostics) -> Flags {
     let mut flag = |name: &str, default: bool| {
         env.flag(name, default).unwrap_or_else(|bad| {
-            d.warn(
-                0,
-                "",
-                format!("{name}={bad:?} is not a boolean; using {default}"),
-            );
+            d.warn(0, "", format!("{name}={bad:?} is not a boolean; using {default}"));
             default
         })
     };
     Flags {
         expand_env: flag("DEX_EXPAND_ENV", true),
         disallow_unknown_fields: flag("DEX_CONFIG_DISALLOW_UNKNOWN_FIELDS", false),
-        client_credential_grant_enabled_by_default: flag(
-            "DEX_CLIENT_CREDENTIAL_GRANT_ENABLED_BY_DEFAULT",
-            false,
-        ),
+        client_credential_grant_enabled_by_default: flag("DEX_CLIENT_CREDENTIAL_GRANT_ENABLED_BY_DEFAULT", false),
         continue_on_connector_failure: flag("DEX_CONTINUE_ON_CONNECTOR_FAILURE", true),
         sessions_enabled: flag("DEX_SESSIONS_ENABLED", false),
     }

@@ -118,13 +118,7 @@ pub struct Frontend {
 
 impl Default for Frontend {
     fn default() -> Self {
-        Self {
-            dir: None,
-            logo_url: None,
-            issuer: "dex".into(),
-            theme: "light".into(),
-            extra: BTreeMap::new(),
-        }
+        Self { dir: None, logo_url: None, issuer: "dex".into(), theme: "light".into(), extra: BTreeMap::new() }
     }
 }
 
@@ -173,10 +167,7 @@ pub struct Signer {
 
 impl Default for Signer {
     fn default() -> Self {
-        Self {
-            keys_rotation_period: Duration::from_secs(6 * 3600),
-            algorithm: SigningAlgorithm::RS256,
-        }
+        Self { keys_rotation_period: Duration::from_secs(6 * 3600), algorithm: SigningAlgorithm::RS256 }
     }
 }
 

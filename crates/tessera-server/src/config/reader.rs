@@ -10,11 +10,7 @@ use super::yaml::{Key, Node, Value};
 
 /// Joins a key path the way messages print it: `web.http`, `staticClients[0].id`.
 pub fn child_path(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{parent}.{key}")
-    }
+    if parent.is_empty() { key.to_owned() } else { format!("{parent}.{key}") }
 }
 
 /// One mapping being read; remembers which keys were asked for, to report the others.
@@ -37,19 +33,11 @@ impl<'a> Map<'a> {
                 known: Vec::new(),
                 used: vec![false; entries.len()],
             }),
-            Value::Null => Some(Self {
-                path: path.to_owned(),
-                line: node.line,
-                entries: &[],
-                known: Vec::new(),
-                used: Vec::new(),
-            }),
+            Value::Null => {
+                Some(Self { path: path.to_owned(), line: node.line, entries: &[], known: Vec::new(), used: Vec::new() })
+            }
             other => {
-                d.error(
-                    node.line,
-                    path,
-                    format!("expected a mapping, found {}", other.kind()),
-                );
+                d.error(node.line, path, format!("expected a mapping, found {}", other.kind()));
                 None
             }
         }
@@ -67,11 +55,7 @@ impl<'a> Map<'a> {
             .entries
             .iter()
             .position(|(k, _)| k.name == key)
-            .or_else(|| {
-                self.entries
-                    .iter()
-                    .position(|(k, _)| k.name.eq_ignore_ascii_case(key))
-            })?;
+            .or_else(|| self.entries.iter().position(|(k, _)| k.name.eq_ignore_ascii_case(key)))?;
         self.used[index] = true;
         let node = &self.entries[index].1;
         (!matches!(node.value, Value::Null)).then_some(node)
@@ -128,11 +112,7 @@ impl<'a> Map<'a> {
         let node = self.node(key)?;
         let value = extract(&node.value);
         if value.is_none() {
-            d.error(
-                node.line,
-                &self.key_path(key),
-                format!("expected {expected}, found {}", node.value.kind()),
-            );
+            d.error(node.line, &self.key_path(key), format!("expected {expected}, found {}", node.value.kind()));
         }
         value
     }
@@ -149,11 +129,7 @@ impl<'a> Map<'a> {
             d.error(
                 self.line_of(key),
                 &self.key_path(key),
-                format!(
-                    "{value} is out of range ({}..={})",
-                    range.start(),
-                    range.end()
-                ),
+                format!("{value} is out of range ({}..={})", range.start(), range.end()),
             );
             return None;
         }
@@ -172,22 +148,14 @@ impl<'a> Map<'a> {
                 .filter_map(|(i, item)| scalar_string(item, &format!("{path}[{i}]"), d))
                 .collect(),
             other => {
-                d.error(
-                    node.line,
-                    &path,
-                    format!("expected a list, found {}", other.kind()),
-                );
+                d.error(node.line, &path, format!("expected a list, found {}", other.kind()));
                 Vec::new()
             }
         }
     }
 
     /// A mapping of strings to strings (`frontend.extra`, `web.headers`).
-    pub fn string_map(
-        &mut self,
-        d: &mut Diagnostics,
-        key: &'static str,
-    ) -> BTreeMap<String, String> {
+    pub fn string_map(&mut self, d: &mut Diagnostics, key: &'static str) -> BTreeMap<String, String> {
         let Some(node) = self.node(key) else {
             return BTreeMap::new();
         };
@@ -197,12 +165,7 @@ impl<'a> Map<'a> {
         };
         map.entries
             .iter()
-            .filter_map(|(k, v)| {
-                Some((
-                    k.name.clone(),
-                    scalar_string(v, &child_path(&path, &k.name), d)?,
-                ))
-            })
+            .filter_map(|(k, v)| Some((k.name.clone(), scalar_string(v, &child_path(&path, &k.name), d)?)))
             .collect()
     }
 
@@ -233,17 +196,9 @@ impl<'a> Map<'a> {
         };
         let path = self.key_path(key);
         match &node.value {
-            Value::Seq(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| (format!("{path}[{i}]"), item))
-                .collect(),
+            Value::Seq(items) => items.iter().enumerate().map(|(i, item)| (format!("{path}[{i}]"), item)).collect(),
             other => {
-                d.error(
-                    node.line,
-                    &path,
-                    format!("expected a list, found {}", other.kind()),
-                );
+                d.error(node.line, &path, format!("expected a list, found {}", other.kind()));
                 Vec::new()
             }
         }
@@ -261,11 +216,7 @@ impl<'a> Map<'a> {
     }
 
     pub fn line_of(&self, key: &str) -> u32 {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.name.eq_ignore_ascii_case(key))
-            .map(|(k, _)| k.line)
-            .unwrap_or(self.line)
+        self.entries.iter().find(|(k, _)| k.name.eq_ignore_ascii_case(key)).map(|(k, _)| k.line).unwrap_or(self.line)
     }
 
     /// Reports every key that was never asked for: a warning, or an error when `strict`
@@ -275,16 +226,11 @@ impl<'a> Map<'a> {
             if *used {
                 continue;
             }
-            let suggestion = closest(&key.name, &self.known)
-                .map(|k| format!(" (did you mean {k:?}?)"))
-                .unwrap_or_default();
+            let suggestion =
+                closest(&key.name, &self.known).map(|k| format!(" (did you mean {k:?}?)")).unwrap_or_default();
             let message = format!("unknown key{suggestion}");
             let path = child_path(&self.path, &key.name);
-            if strict {
-                d.error(key.line, &path, message)
-            } else {
-                d.warn(key.line, &path, message)
-            }
+            if strict { d.error(key.line, &path, message) } else { d.warn(key.line, &path, message) }
         }
     }
 }
@@ -294,11 +240,7 @@ fn scalar_string(node: &Node, path: &str, d: &mut Diagnostics) -> Option<String>
     match &node.value {
         Value::Str(s) => Some(s.clone()),
         other => {
-            d.error(
-                node.line,
-                path,
-                format!("expected a string, found {} (quote it)", other.kind()),
-            );
+            d.error(node.line, path, format!("expected a string, found {} (quote it)", other.kind()));
             None
         }
     }
@@ -339,12 +281,9 @@ pub fn to_json(node: &Node) -> serde_json::Value {
         Value::Float(f) => serde_json::Value::from(*f),
         Value::Str(s) => serde_json::Value::String(s.clone()),
         Value::Seq(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
-        Value::Map(entries) => serde_json::Value::Object(
-            entries
-                .iter()
-                .map(|(k, v)| (k.name.clone(), to_json(v)))
-                .collect(),
-        ),
+        Value::Map(entries) => {
+            serde_json::Value::Object(entries.iter().map(|(k, v)| (k.name.clone(), to_json(v))).collect())
+        }
     }
 }
 
@@ -364,10 +303,7 @@ mod tests {
 
     #[test]
     fn suggests_close_keys() {
-        assert_eq!(
-            closest("redirectURI", &["redirectURIs", "name"]),
-            Some("redirectURIs")
-        );
+        assert_eq!(closest("redirectURI", &["redirectURIs", "name"]), Some("redirectURIs"));
         assert_eq!(closest("htp", &["http", "https"]), Some("http"));
         assert_eq!(closest("completely-different", &["http"]), None);
     }

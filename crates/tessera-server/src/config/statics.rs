@@ -47,22 +47,14 @@ fn value_or_env(
     let from_env = m.string(d, env_key);
     match (inline, from_env) {
         (Some(_), Some(_)) => {
-            d.error(
-                m.line_of(env_key),
-                &m.path,
-                format!("{key} and {env_key} are exclusive: set one"),
-            );
+            d.error(m.line_of(env_key), &m.path, format!("{key} and {env_key} are exclusive: set one"));
             None
         }
         (Some(value), None) => Some(value),
         (None, Some(var)) => match env.get(&var) {
             Some(value) if !value.is_empty() => Some(value.to_owned()),
             _ => {
-                d.error(
-                    m.line_of(env_key),
-                    &m.key_path(env_key),
-                    format!("environment variable {var} is not set"),
-                );
+                d.error(m.line_of(env_key), &m.key_path(env_key), format!("environment variable {var} is not set"));
                 None
             }
         },
@@ -84,18 +76,11 @@ pub fn clients(top: &mut Map, d: &mut Diagnostics, env: &Env, strict: bool) -> V
         let public = m.bool(d, "public").unwrap_or(false);
         let secret = value_or_env(&mut m, d, env, "secret", "secretEnv");
         if secret.is_none() && !public && !m.has("secret") && !m.has("secretEnv") {
-            d.error(
-                m.line,
-                &m.key_path("secret"),
-                "is required unless the client is public (or secretEnv)",
-            );
+            d.error(m.line, &m.key_path("secret"), "is required unless the client is public (or secretEnv)");
         }
         let name = m.required_string(d, "name");
         let refresh_token_lifetime = m.string(d, "refreshTokenLifetime").unwrap_or_default();
-        if !matches!(
-            refresh_token_lifetime.as_str(),
-            "" | "standalone" | "session"
-        ) {
+        if !matches!(refresh_token_lifetime.as_str(), "" | "standalone" | "session") {
             d.error(
                 m.line_of("refreshTokenLifetime"),
                 &m.key_path("refreshTokenLifetime"),
@@ -120,22 +105,13 @@ pub fn clients(top: &mut Map, d: &mut Diagnostics, env: &Env, strict: bool) -> V
             refresh_token_lifetime,
             client_credentials_claims: claims,
         };
-        for key in [
-            "postLogoutRedirectURIs",
-            "backchannelLogoutURI",
-            "mfaChain",
-            "ssoSharedWith",
-        ] {
+        for key in ["postLogoutRedirectURIs", "backchannelLogoutURI", "mfaChain", "ssoSharedWith"] {
             m.not_yet(d, key, "sessions and logout are not supported");
         }
         if let Some(id) = id
             && !ids.insert(id.clone())
         {
-            d.error(
-                m.line_of("id"),
-                &m.key_path("id"),
-                format!("duplicate client id {id:?}"),
-            );
+            d.error(m.line_of("id"), &m.key_path("id"), format!("duplicate client id {id:?}"));
         }
         m.finish(d, strict);
         clients.push(client);
@@ -153,11 +129,7 @@ pub fn passwords(top: &mut Map, d: &mut Diagnostics, env: &Env, strict: bool) ->
         let email = m.required_string(d, "email");
         let hash = value_or_env(&mut m, d, env, "hash", "hashFromEnv");
         if hash.is_none() && !m.has("hash") && !m.has("hashFromEnv") {
-            d.error(
-                m.line,
-                &m.key_path("hash"),
-                "is required (a bcrypt hash, or hashFromEnv)",
-            );
+            d.error(m.line, &m.key_path("hash"), "is required (a bcrypt hash, or hashFromEnv)");
         }
         let hash = hash.and_then(|hash| match bcrypt_hash(&hash) {
             Ok(hash) => Some(hash),
@@ -169,11 +141,7 @@ pub fn passwords(top: &mut Map, d: &mut Diagnostics, env: &Env, strict: bool) ->
         });
         let user_id = m.string(d, "userID").unwrap_or_default();
         if user_id.is_empty() {
-            d.warn(
-                m.line,
-                &m.key_path("userID"),
-                "is empty: this user's tokens would have no stable subject",
-            );
+            d.warn(m.line, &m.key_path("userID"), "is empty: this user's tokens would have no stable subject");
         }
         if let Some(email) = &email
             && !emails.insert(email.to_lowercase())
@@ -215,12 +183,7 @@ fn bcrypt_hash(text: &str) -> Result<String, String> {
     Ok(hash)
 }
 
-pub fn connectors(
-    top: &mut Map,
-    d: &mut Diagnostics,
-    strict: bool,
-    enable_password_db: bool,
-) -> Vec<Connector> {
+pub fn connectors(top: &mut Map, d: &mut Diagnostics, strict: bool, enable_password_db: bool) -> Vec<Connector> {
     let mut connectors = Vec::new();
     let mut ids = HashSet::new();
     if enable_password_db {
@@ -231,7 +194,11 @@ pub fn connectors(
             name: "Email".into(),
             ..Connector::default()
         });
-        d.warn(top.line_of("enablePasswordDB"), "enablePasswordDB", "password login is recognised but not implemented yet (coming with the OpenID Connect core)");
+        d.warn(
+            top.line_of("enablePasswordDB"),
+            "enablePasswordDB",
+            "password login is recognised but not implemented yet (coming with the OpenID Connect core)",
+        );
     }
     for (path, node) in top.list(d, "connectors") {
         let Some(mut m) = Map::new(node, &path, d) else {
@@ -240,19 +207,9 @@ pub fn connectors(
         let kind = m.required_string(d, "type");
         let id = m.required_string(d, "id");
         let name = m.required_string(d, "name");
-        let config = m
-            .node("config")
-            .map(to_json)
-            .unwrap_or(serde_json::Value::Null);
-        if !matches!(
-            config,
-            serde_json::Value::Null | serde_json::Value::Object(_)
-        ) {
-            d.error(
-                m.line_of("config"),
-                &m.key_path("config"),
-                "expected a mapping",
-            );
+        let config = m.node("config").map(to_json).unwrap_or(serde_json::Value::Null);
+        if !matches!(config, serde_json::Value::Null | serde_json::Value::Object(_)) {
+            d.error(m.line_of("config"), &m.key_path("config"), "expected a mapping");
         }
         let grant_types = m.has("grantTypes").then(|| m.strings(d, "grantTypes"));
         for grant in grant_types.iter().flatten() {
@@ -260,23 +217,15 @@ pub fn connectors(
                 d.error(
                     m.line_of("grantTypes"),
                     &m.key_path("grantTypes"),
-                    format!(
-                        "unknown grant type {grant:?} (expected one of {})",
-                        CONNECTOR_GRANT_TYPES.join(", ")
-                    ),
+                    format!("unknown grant type {grant:?} (expected one of {})", CONNECTOR_GRANT_TYPES.join(", ")),
                 );
             }
         }
         if let Some(kind) = &kind {
             match CONNECTOR_TYPES.iter().find(|(k, _)| k == kind) {
-                None => d.error(
-                    m.line_of("type"),
-                    &m.key_path("type"),
-                    format!("unknown connector type {kind:?}"),
-                ),
+                None => d.error(m.line_of("type"), &m.key_path("type"), format!("unknown connector type {kind:?}")),
                 Some((_, when)) => {
-                    let when =
-                        when.map_or("not planned yet".to_owned(), |w| format!("coming with {w}"));
+                    let when = when.map_or("not planned yet".to_owned(), |w| format!("coming with {w}"));
                     d.warn(m.line_of("type"), &m.key_path("type"), format!("connector type {kind:?} is recognised but not implemented yet ({when}); it cannot be used to log in"));
                 }
             }
@@ -315,15 +264,8 @@ pub fn connectors(
 
 fn check_mock_password(config: &serde_json::Value, m: &Map, d: &mut Diagnostics) {
     for key in ["username", "password"] {
-        if config
-            .get(key)
-            .is_none_or(|v| v.as_str().is_none_or(str::is_empty))
-        {
-            d.error(
-                m.line_of("config"),
-                &format!("{}.{key}", m.key_path("config")),
-                "is required for mockPassword",
-            );
+        if config.get(key).is_none_or(|v| v.as_str().is_none_or(str::is_empty)) {
+            d.error(m.line_of("config"), &format!("{}.{key}", m.key_path("config")), "is required for mockPassword");
         }
     }
 }

@@ -49,10 +49,7 @@ impl Value {
 /// Parses a whole document. A syntax error comes back as (line, message).
 pub fn parse(text: &str) -> Result<Node, (u32, String)> {
     if text.trim().is_empty() {
-        return Ok(Node {
-            line: 1,
-            value: Value::Map(Vec::new()),
-        });
+        return Ok(Node { line: 1, value: Value::Map(Vec::new()) });
     }
     let options = serde_saphyr::options! { with_snippet: false };
     serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|err| {
@@ -68,10 +65,7 @@ fn first_line(message: &str) -> String {
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<Value>::deserialize(deserializer)?;
-        Ok(Node {
-            line: spanned.referenced.line() as u32,
-            value: spanned.value,
-        })
+        Ok(Node { line: spanned.referenced.line() as u32, value: spanned.value })
     }
 }
 
@@ -88,10 +82,7 @@ impl<'de> Deserialize<'de> for Key {
                 return Err(de::Error::custom("a mapping key must be a scalar"));
             }
         };
-        Ok(Key {
-            name,
-            line: spanned.referenced.line() as u32,
-        })
+        Ok(Key { name, line: spanned.referenced.line() as u32 })
     }
 }
 
@@ -117,9 +108,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Int(v))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        i64::try_from(v)
-            .map(Value::Int)
-            .map_err(|_| E::custom("number too large"))
+        i64::try_from(v).map(Value::Int).map_err(|_| E::custom("number too large"))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
         Ok(Value::Float(v))
@@ -169,24 +158,17 @@ mod tests {
 
     #[test]
     fn nodes_know_their_lines() {
-        let doc = parse("issuer: http://x\nstorage:\n  type: sqlite3\n  config:\n    file: a.db\nlist:\n  - a\n  - b\n").unwrap();
+        let doc =
+            parse("issuer: http://x\nstorage:\n  type: sqlite3\n  config:\n    file: a.db\nlist:\n  - a\n  - b\n")
+                .unwrap();
         let top = map(&doc);
         assert_eq!(top[0].0.name, "issuer");
         assert_eq!(top[0].0.line, 1);
         assert_eq!(top[1].0.line, 2);
         let storage = map(&top[1].1);
-        assert_eq!(
-            (
-                storage[0].0.name.as_str(),
-                storage[0].0.line,
-                storage[0].1.line
-            ),
-            ("type", 3, 3)
-        );
+        assert_eq!((storage[0].0.name.as_str(), storage[0].0.line, storage[0].1.line), ("type", 3, 3));
         assert_eq!(storage[1].0.line, 4);
-        let Value::Seq(items) = &top[2].1.value else {
-            panic!()
-        };
+        let Value::Seq(items) = &top[2].1.value else { panic!() };
         assert_eq!(items.iter().map(|n| n.line).collect::<Vec<_>>(), vec![7, 8]);
     }
 
@@ -197,19 +179,11 @@ mod tests {
         )
         .unwrap();
         let ldap = map(&map(&doc)[1].1);
-        let get = |k: &str| {
-            ldap.iter()
-                .find(|(key, _)| key.name == k)
-                .map(|(_, v)| v.value.clone())
-        };
+        let get = |k: &str| ldap.iter().find(|(key, _)| key.name == k).map(|(_, v)| v.value.clone());
         assert_eq!(get("startTLS"), Some(Value::Bool(true)));
         assert_eq!(get("port"), Some(Value::Int(636)));
         assert_eq!(get("insecure"), Some(Value::Bool(false)));
-        assert_eq!(
-            get("name"),
-            Some(Value::Str("yes".into())),
-            "quoted scalars stay strings"
-        );
+        assert_eq!(get("name"), Some(Value::Str("yes".into())), "quoted scalars stay strings");
     }
 
     #[test]

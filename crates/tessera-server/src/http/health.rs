@@ -8,9 +8,7 @@ use axum::routing::get;
 use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .with_state(state)
+    Router::new().route("/healthz", get(healthz)).with_state(state)
 }
 
 async fn healthz(State(state): State<AppState>) -> (StatusCode, &'static str) {

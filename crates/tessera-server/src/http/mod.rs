@@ -1,7 +1,9 @@
 //! The HTTP surface, one module per domain, each exposing `router()`; all of it is mounted under
 //! the issuer's path (issuer `https://id.example/dex` ⇒ `/dex/healthz`).
 
+pub mod discovery;
 pub mod health;
+pub mod keys;
 pub mod telemetry;
 
 use axum::Router;
@@ -11,16 +13,15 @@ use crate::AppState;
 
 /// The public router: every domain's routes, under the issuer path.
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new().merge(health::router(state.clone()));
+    let routes = Router::new()
+        .merge(health::router(state.clone()))
+        .merge(discovery::router(state.clone()))
+        .merge(keys::router(state.clone()));
     mount_under(routes, state.config.issuer_path()).fallback(not_found)
 }
 
 fn mount_under(routes: Router, path: &str) -> Router {
-    if path.is_empty() {
-        routes
-    } else {
-        Router::new().nest(path, routes)
-    }
+    if path.is_empty() { routes } else { Router::new().nest(path, routes) }
 }
 
 /// Dex (Go's http.NotFound) answers unknown paths with this plain text.

@@ -20,16 +20,10 @@ pub fn router(state: AppState) -> Router {
 /// Ready while the last storage check passed; the body says which check failed, never why.
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let status = state.health.status();
-    let code = if status.healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if status.healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let checked_at = status.checked_at.format(&Rfc3339).unwrap_or_default();
     (
         code,
-        Json(
-            json!({ "storage": { "healthy": status.healthy, "message": status.message, "checkedAt": checked_at } }),
-        ),
+        Json(json!({ "storage": { "healthy": status.healthy, "message": status.message, "checkedAt": checked_at } })),
     )
 }

@@ -1,4 +1,5 @@
-//! Background work beside the HTTP server: storage garbage collection and health checks. Each task
+//! Background work beside the HTTP server: key rotation, storage garbage collection and health
+//! checks. Each task
 //! runs until the shutdown signal and never takes the server down with it.
 
 use std::time::Duration;
@@ -13,13 +14,19 @@ pub const GC_INTERVAL: Duration = Duration::from_secs(5 * 60);
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Starts the background tasks; they stop when `shutdown` turns true.
-pub fn spawn(
-    state: &AppState,
-    shutdown: watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
     let gc_state = state.clone();
     let health_state = state.clone();
+    let keys_state = state.clone();
     vec![
+        tokio::spawn(every(crate::signer::ROTATION_CHECK_INTERVAL, shutdown.clone(), move || {
+            let state = keys_state.clone();
+            async move {
+                if let Err(err) = state.signer.rotate_and_load().await {
+                    tracing::error!(error = %err, "key rotation check failed");
+                }
+            }
+        })),
         tokio::spawn(every(GC_INTERVAL, shutdown.clone(), move || {
             let state = gc_state.clone();
             async move { collect_garbage(&state).await }

@@ -5,8 +5,7 @@ use std::time::Duration;
 use tessera_server::config::{Config, ConfigError, Env, Loaded, SigningAlgorithm, parse};
 use tessera_storage::StorageSettings;
 
-const MINIMAL: &str =
-    "issuer: https://id.example/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:5556\n";
+const MINIMAL: &str = "issuer: https://id.example/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:5556\n";
 const HASH: &str = "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W";
 
 fn ok(text: &str) -> Loaded {
@@ -33,27 +32,17 @@ fn warnings(loaded: &Loaded) -> Vec<String> {
 }
 
 fn assert_has(lines: &[String], expected: &str) {
-    assert!(
-        lines.iter().any(|l| l == expected),
-        "missing {expected:?} in:\n{}",
-        lines.join("\n")
-    );
+    assert!(lines.iter().any(|l| l == expected), "missing {expected:?} in:\n{}", lines.join("\n"));
 }
 
 #[test]
 fn the_dev_config_loads() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/config-dev.yaml"
-    ))
-    .unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/config-dev.yaml")).unwrap();
     let loaded = ok(&text);
     let config: &Config = &loaded.config;
     assert_eq!(config.issuer, "http://127.0.0.1:5556/dex");
     assert_eq!(config.issuer_path(), "/dex");
-    assert!(
-        matches!(&config.storage, StorageSettings::Sqlite(s) if s.file.ends_with("examples/dex.db"))
-    );
+    assert!(matches!(&config.storage, StorageSettings::Sqlite(s) if s.file.ends_with("examples/dex.db")));
     assert_eq!(config.web.http.as_deref(), Some("0.0.0.0:5556"));
     assert_eq!(config.telemetry.http.as_deref(), Some("0.0.0.0:5558"));
     assert_eq!(config.static_clients.len(), 1);
@@ -61,20 +50,9 @@ fn the_dev_config_loads() {
     assert_eq!(config.static_clients[0].secret, "ZXhhbXBsZS1hcHAtc2VjcmV0");
     assert_eq!(config.static_passwords[0].email, "admin@example.com");
     assert_eq!(config.static_passwords[0].hash, HASH);
-    let connectors: Vec<(&str, &str)> = config
-        .connectors
-        .iter()
-        .map(|c| (c.id.as_str(), c.kind.as_str()))
-        .collect();
-    assert_eq!(
-        connectors,
-        vec![("local", "local"), ("mock", "mockCallback")]
-    );
-    assert!(
-        warnings(&loaded)
-            .iter()
-            .any(|w| w.contains("mockCallback") && w.contains("not implemented yet"))
-    );
+    let connectors: Vec<(&str, &str)> = config.connectors.iter().map(|c| (c.id.as_str(), c.kind.as_str())).collect();
+    assert_eq!(connectors, vec![("local", "local"), ("mock", "mockCallback")]);
+    assert!(warnings(&loaded).iter().any(|w| w.contains("mockCallback") && w.contains("not implemented yet")));
 }
 
 #[test]
@@ -102,31 +80,16 @@ expiry:
   idTokens: 1d
 ";
     let errors = errors(text);
-    assert_has(
-        &errors,
-        "config.yaml:1: issuer: \"not a url\" is not a valid URL: relative URL without a base",
-    );
+    assert_has(&errors, "config.yaml:1: issuer: \"not a url\" is not a valid URL: relative URL without a base");
     assert_has(&errors, "config.yaml:4: storage.config.file: is required");
     assert_has(
         &errors,
         "config.yaml:9: staticClients[0].secret: is required unless the client is public (or secretEnv)",
     );
-    assert_has(
-        &errors,
-        "config.yaml:10: staticClients[0].redirectURIs: expected a list, found a string",
-    );
-    assert_has(
-        &errors,
-        "config.yaml:12: staticClients[1].id: duplicate client id \"app\"",
-    );
-    assert_has(
-        &errors,
-        "config.yaml:13: staticClients[1].secret: expected a string, found a boolean (quote it)",
-    );
-    assert_has(
-        &errors,
-        "config.yaml:18: staticPasswords[0].hash: bcrypt cost 4 is below the minimum of 10",
-    );
+    assert_has(&errors, "config.yaml:10: staticClients[0].redirectURIs: expected a list, found a string");
+    assert_has(&errors, "config.yaml:12: staticClients[1].id: duplicate client id \"app\"");
+    assert_has(&errors, "config.yaml:13: staticClients[1].secret: expected a string, found a boolean (quote it)");
+    assert_has(&errors, "config.yaml:18: staticPasswords[0].hash: bcrypt cost 4 is below the minimum of 10");
     assert_has(
         &errors,
         "config.yaml:20: expiry.idTokens: invalid duration \"1d\" (expected e.g. \"24h\", \"1h30m\", \"90s\")",
@@ -144,10 +107,7 @@ fn keys_match_case_insensitively_like_go_json() {
     );
     assert_eq!(loaded.config.issuer, "https://id.example");
     assert_eq!(loaded.config.issuer_path(), "");
-    assert_eq!(
-        loaded.config.static_clients[0].redirect_uris,
-        vec!["https://a/cb"]
-    );
+    assert_eq!(loaded.config.static_clients[0].redirect_uris, vec!["https://a/cb"]);
     assert!(loaded.warnings.is_empty(), "{:?}", warnings(&loaded));
 }
 
@@ -159,18 +119,11 @@ fn yaml_1_1_booleans_and_merge_keys_work_as_in_dex() {
     let loaded = ok(&text);
     assert!(loaded.config.enable_password_db);
     let clients = &loaded.config.static_clients;
-    assert_eq!(
-        (clients[0].secret.as_str(), clients[1].secret.as_str()),
-        ("shared", "shared")
-    );
+    assert_eq!((clients[0].secret.as_str(), clients[1].secret.as_str()), ("shared", "shared"));
     assert_eq!(clients[1].redirect_uris, vec!["https://app/cb"]);
     assert!(clients[1].public);
     // The anchor holder is not a Dex key: it is reported, not fatal.
-    assert!(
-        warnings(&loaded)
-            .iter()
-            .any(|w| w.starts_with("config.yaml:7: client_defaults: unknown key"))
-    );
+    assert!(warnings(&loaded).iter().any(|w| w.starts_with("config.yaml:7: client_defaults: unknown key")));
 }
 
 #[test]
@@ -207,52 +160,25 @@ connectors:
     bindPW: ${DB_PASS}
 ";
     let config = ok_with(text, &env).config;
-    assert_eq!(
-        config.issuer, "https://$LDAP_HOST/dex",
-        "the issuer is not expanded"
-    );
-    let StorageSettings::Postgres(pg) = &config.storage else {
-        panic!("postgres expected")
-    };
-    assert_eq!(
-        (pg.user.as_str(), pg.password.as_str(), pg.database.as_str()),
-        ("tessera", "s3cr$t", "tessera_db")
-    );
+    assert_eq!(config.issuer, "https://$LDAP_HOST/dex", "the issuer is not expanded");
+    let StorageSettings::Postgres(pg) = &config.storage else { panic!("postgres expected") };
+    assert_eq!((pg.user.as_str(), pg.password.as_str(), pg.database.as_str()), ("tessera", "s3cr$t", "tessera_db"));
     assert_eq!(pg.host, "db.example:6543");
     assert_eq!(pg.ssl.mode.as_deref(), Some("disable"));
-    assert_eq!(
-        config.signer.keys_rotation_period,
-        Duration::from_secs(7200)
-    );
-    assert_eq!(
-        config.connectors[0].name, "$LDAP_HOST",
-        "only config is expanded"
-    );
+    assert_eq!(config.signer.keys_rotation_period, Duration::from_secs(7200));
+    assert_eq!(config.connectors[0].name, "$LDAP_HOST", "only config is expanded");
     assert_eq!(config.connectors[0].config["host"], "ldap.example:636");
     assert_eq!(config.connectors[0].config["bindPW"], "s3cr$t");
 
-    let off = Env::from_pairs([
-        ("DB_USER", "tessera"),
-        ("DEX_EXPAND_ENV", "false"),
-        ("PERIOD", "2h"),
-    ]);
+    let off = Env::from_pairs([("DB_USER", "tessera"), ("DEX_EXPAND_ENV", "false"), ("PERIOD", "2h")]);
     let config = ok_with(&text.replace("$PERIOD", "3h"), &off).config;
-    let StorageSettings::Postgres(pg) = &config.storage else {
-        panic!("postgres expected")
-    };
-    assert_eq!(
-        pg.user, "$DB_USER",
-        "DEX_EXPAND_ENV=false turns expansion off"
-    );
+    let StorageSettings::Postgres(pg) = &config.storage else { panic!("postgres expected") };
+    assert_eq!(pg.user, "$DB_USER", "DEX_EXPAND_ENV=false turns expansion off");
 }
 
 #[test]
 fn secrets_and_hashes_can_come_from_the_environment() {
-    let env = Env::from_pairs([
-        ("APP_ID", "env-app"),
-        ("APP_SECRET", "env-secret"),
-        ("ADMIN_HASH", HASH),
-    ]);
+    let env = Env::from_pairs([("APP_ID", "env-app"), ("APP_SECRET", "env-secret"), ("ADMIN_HASH", HASH)]);
     let text = format!(
         "{MINIMAL}staticClients:\n- idEnv: APP_ID\n  secretEnv: APP_SECRET\n  name: App\nenablePasswordDB: true\nstaticPasswords:\n- email: Admin@Example.com\n  hashFromEnv: ADMIN_HASH\n  userID: u1\n"
     );
@@ -262,26 +188,16 @@ fn secrets_and_hashes_can_come_from_the_environment() {
     assert_eq!(config.static_passwords[0].hash, HASH);
 
     let errors = errors_with(
-        &format!(
-            "{MINIMAL}staticClients:\n- id: a\n  idEnv: APP_ID\n  secretEnv: MISSING\n  name: A\n"
-        ),
+        &format!("{MINIMAL}staticClients:\n- id: a\n  idEnv: APP_ID\n  secretEnv: MISSING\n  name: A\n"),
         &env,
     );
-    assert_has(
-        &errors,
-        "config.yaml:8: staticClients[0]: id and idEnv are exclusive: set one",
-    );
-    assert_has(
-        &errors,
-        "config.yaml:9: staticClients[0].secretEnv: environment variable MISSING is not set",
-    );
+    assert_has(&errors, "config.yaml:8: staticClients[0]: id and idEnv are exclusive: set one");
+    assert_has(&errors, "config.yaml:9: staticClients[0].secretEnv: environment variable MISSING is not set");
 }
 
 #[test]
 fn unknown_keys_warn_and_fail_when_dex_says_so() {
-    let text = format!(
-        "{MINIMAL}staticClients:\n- id: a\n  secret: s\n  name: A\n  redirectURI: https://a/cb\n"
-    );
+    let text = format!("{MINIMAL}staticClients:\n- id: a\n  secret: s\n  name: A\n  redirectURI: https://a/cb\n");
     let loaded = ok(&text);
     assert_has(
         &warnings(&loaded),
@@ -296,19 +212,10 @@ fn unknown_keys_warn_and_fail_when_dex_says_so() {
 
 #[test]
 fn static_passwords_are_checked_as_dex_checks_them() {
-    let password =
-        |hash: &str| format!("- email: user@example.com\n  hash: \"{hash}\"\n  userID: u\n");
-    let base64_hash =
-        "JDJhJDEwJDJiMmNVOENQaE9UYUdyczFIUlF1QXVlUzdKVFQ1WkhzSFN6WWlGUG0xbGVaY2s3TWM4VDRX";
-    let config = ok(&format!(
-        "{MINIMAL}enablePasswordDB: true\nstaticPasswords:\n{}",
-        password(base64_hash)
-    ))
-    .config;
-    assert_eq!(
-        config.static_passwords[0].hash, HASH,
-        "a base64-encoded hash is decoded"
-    );
+    let password = |hash: &str| format!("- email: user@example.com\n  hash: \"{hash}\"\n  userID: u\n");
+    let base64_hash = "JDJhJDEwJDJiMmNVOENQaE9UYUdyczFIUlF1QXVlUzdKVFQ1WkhzSFN6WWlGUG0xbGVaY2s3TWM4VDRX";
+    let config = ok(&format!("{MINIMAL}enablePasswordDB: true\nstaticPasswords:\n{}", password(base64_hash))).config;
+    assert_eq!(config.static_passwords[0].hash, HASH, "a base64-encoded hash is decoded");
 
     let weak = HASH.replacen("$10$", "$09$", 1);
     let slow = HASH.replacen("$10$", "$17$", 1);
@@ -319,47 +226,28 @@ fn static_passwords_are_checked_as_dex_checks_them() {
         password("plaintext").replace("user@", "third@"),
     );
     let found = errors(&text);
-    assert_has(
-        &found,
-        "config.yaml:9: staticPasswords[0].hash: bcrypt cost 9 is below the minimum of 10",
-    );
-    assert_has(
-        &found,
-        "config.yaml:12: staticPasswords[1].hash: bcrypt cost 17 is above the maximum of 16",
-    );
-    assert_has(
-        &found,
-        "config.yaml:15: staticPasswords[2].hash: is neither a bcrypt hash nor base64 of one",
-    );
+    assert_has(&found, "config.yaml:9: staticPasswords[0].hash: bcrypt cost 9 is below the minimum of 10");
+    assert_has(&found, "config.yaml:12: staticPasswords[1].hash: bcrypt cost 17 is above the maximum of 16");
+    assert_has(&found, "config.yaml:15: staticPasswords[2].hash: is neither a bcrypt hash nor base64 of one");
     assert_has(
         &found,
         "config.yaml:17: staticPasswords[3].email: duplicate email \"USER@example.com\" (emails are case-insensitive)",
     );
 
     let without_db = format!("{MINIMAL}staticPasswords:\n{}", password(HASH));
-    assert_has(
-        &errors(&without_db),
-        "config.yaml:6: staticPasswords: requires enablePasswordDB: true",
-    );
+    assert_has(&errors(&without_db), "config.yaml:6: staticPasswords: requires enablePasswordDB: true");
 }
 
 #[test]
 fn storage_types_and_their_keys() {
-    let storage = |body: &str| {
-        format!("issuer: https://id.example\nweb:\n  http: 127.0.0.1:1\nstorage:\n{body}")
-    };
+    let storage = |body: &str| format!("issuer: https://id.example\nweb:\n  http: 127.0.0.1:1\nstorage:\n{body}");
     let config = ok(&storage("  type: postgres\n  config:\n    host: /var/run/postgresql\n    port: 5433\n    database: dex\n    user: dex\n    connectionTimeout: 5\n    maxOpenConns: 12\n    connMaxLifetime: 60\n    ssl:\n      mode: verify-ca\n      caFile: /ca.pem\n")).config;
-    let StorageSettings::Postgres(pg) = config.storage else {
-        panic!("postgres expected")
-    };
+    let StorageSettings::Postgres(pg) = config.storage else { panic!("postgres expected") };
     assert_eq!(pg.port, Some(5433));
     assert_eq!(pg.connection_timeout, Some(Duration::from_secs(5)));
     assert_eq!(pg.max_open_conns, Some(12));
     assert_eq!(pg.conn_max_lifetime, Some(Duration::from_secs(60)));
-    assert_eq!(
-        pg.ssl.ca_file.as_deref(),
-        Some(std::path::Path::new("/ca.pem"))
-    );
+    assert_eq!(pg.ssl.ca_file.as_deref(), Some(std::path::Path::new("/ca.pem")));
 
     assert_has(
         &errors(&storage("  type: mysql\n  config:\n    host: db\n")),
@@ -374,9 +262,7 @@ fn storage_types_and_their_keys() {
         "config.yaml:7: storage.config.port: 99999 is out of range (1..=65535)",
     );
     assert_has(
-        &errors(&storage(
-            "  type: postgres\n  config:\n    ssl:\n      mode: sometimes\n",
-        )),
+        &errors(&storage("  type: postgres\n  config:\n    ssl:\n      mode: sometimes\n")),
         "config.yaml:8: storage.config.ssl.mode: unknown mode \"sometimes\" (expected one of disable, allow, prefer, require, verify-ca, verify-full)",
     );
     assert_has(
@@ -387,58 +273,42 @@ fn storage_types_and_their_keys() {
 
 #[test]
 fn signer_expiry_and_oauth2_are_validated_now() {
-    let config = ok(&format!(
-        "{MINIMAL}expiry:\n  signingKeys: 3h\n  idTokens: 1h\n"
-    ))
-    .config;
+    let config = ok(&format!("{MINIMAL}expiry:\n  signingKeys: 3h\n  idTokens: 1h\n")).config;
     assert_eq!(
         config.signer.keys_rotation_period,
         Duration::from_secs(3 * 3600),
         "expiry.signingKeys is Dex's fallback"
     );
     assert_eq!(config.expiry.id_tokens, Duration::from_secs(3600));
-    let config = ok(&format!("{MINIMAL}signer:\n  type: local\n  config:\n    keysRotationPeriod: 30m\n    algorithm: ES256\n")).config;
+    let config =
+        ok(&format!("{MINIMAL}signer:\n  type: local\n  config:\n    keysRotationPeriod: 30m\n    algorithm: ES256\n"))
+            .config;
     assert_eq!(config.signer.algorithm, SigningAlgorithm::ES256);
-    assert_eq!(
-        config.signer.keys_rotation_period,
-        Duration::from_secs(1800)
-    );
+    assert_eq!(config.signer.keys_rotation_period, Duration::from_secs(1800));
 
     let errors = errors(&format!(
         "{MINIMAL}signer:\n  type: local\n  config:\n    algorithm: HS256\noauth2:\n  grantTypes: [authorization_code, magic]\n  responseTypes: [code, 'code token', secret]\n  passwordConnector: nowhere\n  pkce:\n    codeChallengeMethodsSupported: [S512]\n"
     ));
-    assert_has(
-        &errors,
-        "config.yaml:8: signer.config.keysRotationPeriod: is required for the local signer",
-    );
+    assert_has(&errors, "config.yaml:8: signer.config.keysRotationPeriod: is required for the local signer");
     assert_has(
         &errors,
         "config.yaml:9: signer.config.algorithm: unsupported algorithm \"HS256\" (expected RS256 or ES256)",
     );
     assert!(
-        errors
-            .iter()
-            .any(|e| e
-                .starts_with("config.yaml:11: oauth2.grantTypes: unknown grant type \"magic\"")),
+        errors.iter().any(|e| e.starts_with("config.yaml:11: oauth2.grantTypes: unknown grant type \"magic\"")),
         "{errors:#?}"
     );
     assert_has(
         &errors,
         "config.yaml:12: oauth2.responseTypes: unknown response type \"secret\" (expected code, token or id_token)",
     );
-    assert_has(
-        &errors,
-        "config.yaml:10: oauth2.passwordConnector: no connector has the id \"nowhere\"",
-    );
+    assert_has(&errors, "config.yaml:10: oauth2.passwordConnector: no connector has the id \"nowhere\"");
     assert_has(
         &errors,
         "config.yaml:15: oauth2.pkce.codeChallengeMethodsSupported: unknown method \"S512\" (expected S256 or plain)",
     );
     assert_has(
-        &errors_with(
-            &format!("{MINIMAL}signer:\n  type: vault\n"),
-            &Env::default(),
-        ),
+        &errors_with(&format!("{MINIMAL}signer:\n  type: vault\n"), &Env::default()),
         "config.yaml:7: signer.type: the vault signer is not supported by tessera (use local)",
     );
 }
@@ -472,17 +342,14 @@ fn connectors_are_checked_and_password_db_adds_local() {
         &errors,
         "config.yaml:9: connectors[0].id: duplicate connector id \"local\" (enablePasswordDB adds the connector \"local\")",
     );
-    assert_has(
-        &errors,
-        "config.yaml:11: connectors[1].type: unknown connector type \"nope\"",
+    assert_has(&errors, "config.yaml:11: connectors[1].type: unknown connector type \"nope\"");
+    assert_has(&errors, "config.yaml:17: connectors[2].config.password: is required for mockPassword");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e
+                .starts_with("config.yaml:19: connectors[2].grantTypes: unknown grant type \"client_credentials\""))
     );
-    assert_has(
-        &errors,
-        "config.yaml:17: connectors[2].config.password: is required for mockPassword",
-    );
-    assert!(errors.iter().any(|e| e.starts_with(
-        "config.yaml:19: connectors[2].grantTypes: unknown grant type \"client_credentials\""
-    )));
     assert_has(&errors, "config.yaml:20: connectors[3].type: is required");
     assert_has(&errors, "config.yaml:20: connectors[3].name: is required");
 }
@@ -495,36 +362,20 @@ fn sessions_need_dex_feature_flag() {
         "config.yaml:6: sessions: requires DEX_SESSIONS_ENABLED=true (an experimental Dex feature)",
     );
     let loaded = ok_with(&text, &Env::from_pairs([("DEX_SESSIONS_ENABLED", "true")]));
-    assert_has(
-        &warnings(&loaded),
-        "config.yaml:6: sessions: sessions and MFA are not supported by tessera; ignored",
-    );
+    assert_has(&warnings(&loaded), "config.yaml:6: sessions: sessions and MFA are not supported by tessera; ignored");
 }
 
 #[test]
 fn broken_files_fail_with_one_clear_line() {
-    let missing = tessera_server::config::load(
-        std::path::Path::new("/nonexistent/config.yaml"),
-        &Env::default(),
-    )
-    .unwrap_err();
+    let missing =
+        tessera_server::config::load(std::path::Path::new("/nonexistent/config.yaml"), &Env::default()).unwrap_err();
     assert_eq!(missing.errors.len(), 1);
-    assert!(
-        missing.errors[0]
-            .to_string()
-            .starts_with("/nonexistent/config.yaml: cannot read the configuration file:")
-    );
+    assert!(missing.errors[0].to_string().starts_with("/nonexistent/config.yaml: cannot read the configuration file:"));
 
     let malformed = errors("issuer: https://id.example\nstorage:\n  type: [memory\nweb: {}\n");
     assert_eq!(malformed.len(), 1, "{malformed:?}");
-    assert!(
-        malformed[0].starts_with("config.yaml:") && malformed[0].contains("invalid YAML"),
-        "{malformed:?}"
-    );
+    assert!(malformed[0].starts_with("config.yaml:") && malformed[0].contains("invalid YAML"), "{malformed:?}");
 
     let not_a_map = errors("- just\n- a list\n");
-    assert_has(
-        &not_a_map,
-        "config.yaml:1: expected a mapping, found a list",
-    );
+    assert_has(&not_a_map, "config.yaml:1: expected a mapping, found a list");
 }

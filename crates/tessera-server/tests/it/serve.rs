@@ -22,40 +22,30 @@ fn config(storage: &str) -> tessera_server::config::Config {
     parse(&text, "test.yaml", &Env::default()).unwrap().config
 }
 
-struct Running {
-    state: AppState,
-    base: String,
-    telemetry: String,
+pub struct Running {
+    pub state: AppState,
+    pub base: String,
+    pub telemetry: String,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-async fn start(config: tessera_server::config::Config, clock: Arc<dyn Clock>) -> Running {
+pub async fn start(config: tessera_server::config::Config, clock: Arc<dyn Clock>) -> Running {
     let server = BoundServer::start(config, clock).await.unwrap();
     let base = format!("http://{}", server.web_addr().unwrap());
-    let telemetry = format!("http://{}", server.telemetry_addr().unwrap());
+    let telemetry = server.telemetry_addr().map(|a| format!("http://{a}")).unwrap_or_default();
     let state = server.state.clone();
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
-    Running {
-        state,
-        base,
-        telemetry,
-        stop,
-        task,
-    }
+    Running { state, base, telemetry, stop, task }
 }
 
 impl Running {
-    async fn shutdown(self) {
+    pub async fn shutdown(self) {
         self.stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("stops promptly")
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("stops promptly").unwrap().unwrap();
     }
 }
 
@@ -87,65 +77,28 @@ async fn serves_health_under_the_issuer_path_and_stops_cleanly() {
     let running = start(config("  type: memory\n"), Arc::new(TestClock::new(NOW))).await;
     let http = reqwest::Client::new();
 
-    let healthz = http
-        .get(format!("{}/dex/healthz", running.base))
-        .send()
-        .await
-        .unwrap();
+    let healthz = http.get(format!("{}/dex/healthz", running.base)).send().await.unwrap();
     assert_eq!(healthz.status(), 200);
     assert_eq!(healthz.text().await.unwrap(), "Health check passed");
 
-    let outside = http
-        .get(format!("{}/healthz", running.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        outside.status(),
-        404,
-        "routes live under the issuer path only"
-    );
-    let unknown = http
-        .get(format!("{}/dex/nowhere", running.base))
-        .send()
-        .await
-        .unwrap();
+    let outside = http.get(format!("{}/healthz", running.base)).send().await.unwrap();
+    assert_eq!(outside.status(), 404, "routes live under the issuer path only");
+    let unknown = http.get(format!("{}/dex/nowhere", running.base)).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
     assert_eq!(unknown.text().await.unwrap(), "404 page not found\n");
 
-    let live = http
-        .get(format!("{}/healthz/live", running.telemetry))
-        .send()
-        .await
-        .unwrap();
+    let live = http.get(format!("{}/healthz/live", running.telemetry)).send().await.unwrap();
     assert_eq!(live.text().await.unwrap(), "ok");
-    let ready: serde_json::Value = http
-        .get(format!("{}/healthz/ready", running.telemetry))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: serde_json::Value =
+        http.get(format!("{}/healthz/ready", running.telemetry)).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["storage"]["healthy"], true);
 
     let client: Client = running.state.storage.get("example-app").await.unwrap();
-    assert_eq!(
-        client.name, "Example",
-        "static clients are served from the config"
-    );
-    assert!(matches!(
-        running.state.storage.delete::<Client>("example-app").await,
-        Err(StorageError::ReadOnly { .. })
-    ));
+    assert_eq!(client.name, "Example", "static clients are served from the config");
+    assert!(matches!(running.state.storage.delete::<Client>("example-app").await, Err(StorageError::ReadOnly { .. })));
 
     running.shutdown().await;
-    assert!(
-        http.get(format!("{}/dex/healthz", "http://127.0.0.1:1"))
-            .send()
-            .await
-            .is_err()
-    );
+    assert!(http.get(format!("{}/dex/healthz", "http://127.0.0.1:1")).send().await.is_err());
 }
 
 #[tokio::test]
@@ -153,14 +106,9 @@ async fn the_gc_task_collects_expired_requests_on_start() {
     let clock = Arc::new(TestClock::new(NOW));
     let dir = std::env::temp_dir().join(format!("tessera-gc-{}", new_id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let storage = format!(
-        "  type: sqlite3\n  config:\n    file: {}\n",
-        dir.join("gc.db").display()
-    );
+    let storage = format!("  type: sqlite3\n  config:\n    file: {}\n", dir.join("gc.db").display());
     // Seed the database before the server starts: one expired request, one still valid.
-    let seeded = tessera_server::server::open_storage(&config(&storage))
-        .await
-        .unwrap();
+    let seeded = tessera_server::server::open_storage(&config(&storage)).await.unwrap();
     let expired = expired_request(NOW - time::Duration::seconds(1));
     let valid = expired_request(NOW + time::Duration::hours(1));
     seeded.create(&expired).await.unwrap();
@@ -169,25 +117,12 @@ async fn the_gc_task_collects_expired_requests_on_start() {
 
     let running = start(config(&storage), clock).await;
     let gone = async {
-        while running
-            .state
-            .storage
-            .get::<AuthRequest>(&expired.id)
-            .await
-            .is_ok()
-        {
+        while running.state.storage.get::<AuthRequest>(&expired.id).await.is_ok() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(5), gone)
-        .await
-        .expect("the GC task removed the expired request");
-    running
-        .state
-        .storage
-        .get::<AuthRequest>(&valid.id)
-        .await
-        .expect("the valid request stays");
+    tokio::time::timeout(Duration::from_secs(5), gone).await.expect("the GC task removed the expired request");
+    running.state.storage.get::<AuthRequest>(&valid.id).await.expect("the valid request stays");
     running.shutdown().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -200,9 +135,7 @@ async fn health_follows_a_postgres_outage_and_recovery() {
     let admin: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
     let name = format!("tessera_outage_{}", new_id());
     let mut conn = admin.connect().await.unwrap();
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
     let storage = format!(
         "  type: postgres\n  config:\n    host: {}\n    port: {}\n    database: {name}\n    user: {}\n    connectionTimeout: 2\n    ssl:\n      mode: disable\n",
         admin.get_host(),
@@ -214,76 +147,40 @@ async fn health_follows_a_postgres_outage_and_recovery() {
     let http = reqwest::Client::new();
     let healthz = || http.get(format!("{}/dex/healthz", running.base)).send();
     let state = &running.state;
-    state
-        .health
-        .check(&state.storage, clock.now())
-        .await
-        .unwrap();
+    state.health.check(&state.storage, clock.now()).await.unwrap();
     assert_eq!(healthz().await.unwrap().status(), 200);
 
     // The outage: no new connections, existing ones cut.
-    conn.execute(sqlx::AssertSqlSafe(format!(
-        "ALTER DATABASE {name} ALLOW_CONNECTIONS false"
-    )))
-    .await
-    .unwrap();
+    conn.execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))).await.unwrap();
     conn.execute(sqlx::AssertSqlSafe(format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
     )))
     .await
     .unwrap();
-    assert!(
-        state
-            .health
-            .check(&state.storage, clock.now())
-            .await
-            .is_err()
-    );
+    assert!(state.health.check(&state.storage, clock.now()).await.is_err());
     let down = healthz().await.unwrap();
     assert_eq!(down.status(), 500);
-    assert_eq!(
-        down.text().await.unwrap(),
-        "Health check failed",
-        "no internals leak"
-    );
-    let ready = http
-        .get(format!("{}/healthz/ready", running.telemetry))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(down.text().await.unwrap(), "Health check failed", "no internals leak");
+    let ready = http.get(format!("{}/healthz/ready", running.telemetry)).send().await.unwrap();
     assert_eq!(ready.status(), 503);
 
     // Back again: the same server recovers without a restart.
-    conn.execute(sqlx::AssertSqlSafe(format!(
-        "ALTER DATABASE {name} ALLOW_CONNECTIONS true"
-    )))
-    .await
-    .unwrap();
-    state
-        .health
-        .check(&state.storage, clock.now())
-        .await
-        .expect("the storage works again");
+    conn.execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))).await.unwrap();
+    state.health.check(&state.storage, clock.now()).await.expect("the storage works again");
     assert_eq!(healthz().await.unwrap().status(), 200);
     running.shutdown().await;
-    conn.execute(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .await
-    .unwrap();
+    conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();
     conn.close().await.unwrap();
 }
 
-fn postgres_url() -> Option<String> {
+pub fn postgres_url() -> Option<String> {
     match std::env::var("TESSERA_TEST_POSTGRES_URL") {
         Ok(url) => Some(url),
         Err(_) if std::env::var_os("CI").is_some() => {
             panic!("CI is set but TESSERA_TEST_POSTGRES_URL is not")
         }
         Err(_) => {
-            eprintln!(
-                "SKIPPED: TESSERA_TEST_POSTGRES_URL is not set; the Postgres outage test did not run"
-            );
+            eprintln!("SKIPPED: TESSERA_TEST_POSTGRES_URL is not set; the Postgres outage test did not run");
             None
         }
     }

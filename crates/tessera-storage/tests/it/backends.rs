@@ -20,11 +20,7 @@ pub struct Harness {
 enum Cleanup {
     Nothing,
     Directory(std::path::PathBuf),
-    Database {
-        admin: PgConnectOptions,
-        name: String,
-        backend: PostgresBackend,
-    },
+    Database { admin: PgConnectOptions, name: String, backend: PostgresBackend },
 }
 
 impl Harness {
@@ -35,18 +31,11 @@ impl Harness {
             Cleanup::Directory(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
             }
-            Cleanup::Database {
-                admin,
-                name,
-                backend,
-            } => {
+            Cleanup::Database { admin, name, backend } => {
                 backend.close().await;
                 if let Ok(mut conn) = admin.connect().await {
-                    let _ = conn
-                        .execute(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .await;
+                    let _ =
+                        conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
                     let _ = conn.close().await;
                 }
             }
@@ -55,38 +44,23 @@ impl Harness {
 }
 
 pub async fn memory() -> Option<Harness> {
-    Some(Harness {
-        storage: Storage::new(Arc::new(MemoryBackend::new())),
-        cleanup: Cleanup::Nothing,
-    })
+    Some(Harness { storage: Storage::new(Arc::new(MemoryBackend::new())), cleanup: Cleanup::Nothing })
 }
 
 pub async fn sqlite() -> Option<Harness> {
     let dir = std::env::temp_dir().join(format!("tessera-sqlite-{}", tessera_core::id::new_id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let backend = SqliteBackend::open(&SqliteSettings {
-        file: dir.join("tessera.db"),
-    })
-    .await
-    .unwrap();
-    Some(Harness {
-        storage: Storage::new(Arc::new(backend)),
-        cleanup: Cleanup::Directory(dir),
-    })
+    let backend = SqliteBackend::open(&SqliteSettings { file: dir.join("tessera.db") }).await.unwrap();
+    Some(Harness { storage: Storage::new(Arc::new(backend)), cleanup: Cleanup::Directory(dir) })
 }
 
 /// The server the test script started, or `None` (with a loud note) when running without one.
 /// Under CI a missing server is a failure, so CI can never pass by skipping.
 pub fn postgres_admin_options() -> Option<PgConnectOptions> {
     match std::env::var("TESSERA_TEST_POSTGRES_URL") {
-        Ok(url) => Some(
-            url.parse()
-                .expect("TESSERA_TEST_POSTGRES_URL is not a valid postgres URL"),
-        ),
+        Ok(url) => Some(url.parse().expect("TESSERA_TEST_POSTGRES_URL is not a valid postgres URL")),
         Err(_) if std::env::var_os("CI").is_some() => {
-            panic!(
-                "CI is set but TESSERA_TEST_POSTGRES_URL is not: run the tests through scripts/test.sh"
-            )
+            panic!("CI is set but TESSERA_TEST_POSTGRES_URL is not: run the tests through scripts/test.sh")
         }
         Err(_) => {
             eprintln!(
@@ -101,32 +75,20 @@ pub fn postgres_admin_options() -> Option<PgConnectOptions> {
 pub async fn fresh_postgres_database() -> Option<(PgConnectOptions, String)> {
     let admin = postgres_admin_options()?;
     let name = format!("tessera_test_{}", tessera_core::id::new_id());
-    let mut conn = admin
-        .connect()
-        .await
-        .expect("cannot connect to TESSERA_TEST_POSTGRES_URL");
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
+    let mut conn = admin.connect().await.expect("cannot connect to TESSERA_TEST_POSTGRES_URL");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
     conn.close().await.unwrap();
     Some((admin, name))
 }
 
 pub async fn postgres() -> Option<Harness> {
     let (admin, name) = fresh_postgres_database().await?;
-    let backend = PostgresBackend::connect(
-        admin.clone().database(&name),
-        PgPoolOptions::new().max_connections(10),
-    )
-    .await
-    .unwrap();
+    let backend = PostgresBackend::connect(admin.clone().database(&name), PgPoolOptions::new().max_connections(10))
+        .await
+        .unwrap();
     Some(Harness {
         storage: Storage::new(Arc::new(backend.clone())),
-        cleanup: Cleanup::Database {
-            admin,
-            name,
-            backend,
-        },
+        cleanup: Cleanup::Database { admin, name, backend },
     })
 }
 

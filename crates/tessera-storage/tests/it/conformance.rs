@@ -25,27 +25,19 @@ fn claims() -> Claims {
 }
 
 fn pkce() -> Pkce {
-    Pkce {
-        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
-        code_challenge_method: "S256".into(),
-    }
+    Pkce { code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(), code_challenge_method: "S256".into() }
 }
 
 pub fn client(id: &str) -> Client {
     Client {
         id: id.into(),
         secret: "secret".into(),
-        redirect_uris: vec![
-            "https://app.example/callback".into(),
-            "http://127.0.0.1:5555/cb".into(),
-        ],
+        redirect_uris: vec!["https://app.example/callback".into(), "http://127.0.0.1:5555/cb".into()],
         trusted_peers: vec!["peer-app".into()],
         name: "Example App".into(),
         logo_url: "https://app.example/logo.png".into(),
         allowed_connectors: vec!["local".into()],
-        client_credentials_claims: Some(ClientCredentialsClaims {
-            groups: vec!["machines".into()],
-        }),
+        client_credentials_claims: Some(ClientCredentialsClaims { groups: vec!["machines".into()] }),
         ..Client::default()
     }
 }
@@ -153,15 +145,8 @@ where
 {
     let key = value.key();
     s.create(&value).await.unwrap();
-    assert!(
-        matches!(s.create(&value).await, Err(StorageError::AlreadyExists)),
-        "duplicate create must fail"
-    );
-    assert_eq!(
-        s.get::<E>(&key).await.unwrap(),
-        value,
-        "get must return what was created, nested data included"
-    );
+    assert!(matches!(s.create(&value).await, Err(StorageError::AlreadyExists)), "duplicate create must fail");
+    assert_eq!(s.get::<E>(&key).await.unwrap(), value, "get must return what was created, nested data included");
 
     let mut expected = value.clone();
     change(&mut expected);
@@ -174,24 +159,14 @@ where
         .await
         .unwrap();
     assert_eq!(updated, expected);
-    assert_eq!(
-        s.get::<E>(&key).await.unwrap(),
-        expected,
-        "the update must be stored"
-    );
+    assert_eq!(s.get::<E>(&key).await.unwrap(), expected, "the update must be stored");
 
     let listed = s.list::<E>().await.unwrap();
     assert_eq!(listed, vec![expected]);
 
     s.delete::<E>(&key).await.unwrap();
-    assert!(
-        matches!(s.get::<E>(&key).await, Err(StorageError::NotFound)),
-        "get after delete"
-    );
-    assert!(
-        matches!(s.delete::<E>(&key).await, Err(StorageError::NotFound)),
-        "second delete"
-    );
+    assert!(matches!(s.get::<E>(&key).await, Err(StorageError::NotFound)), "get after delete");
+    assert!(matches!(s.delete::<E>(&key).await, Err(StorageError::NotFound)), "second delete");
     assert!(s.list::<E>().await.unwrap().is_empty());
 }
 
@@ -234,10 +209,7 @@ pub async fn refresh_token_round_trip(s: Storage) {
 pub async fn password_round_trip_with_case_insensitive_email(s: Storage) {
     let jane = password("Jane@Example.com");
     s.create(&jane).await.unwrap();
-    assert!(matches!(
-        s.create(&password("jane@example.COM")).await,
-        Err(StorageError::AlreadyExists)
-    ));
+    assert!(matches!(s.create(&password("jane@example.COM")).await, Err(StorageError::AlreadyExists)));
     assert_eq!(s.get_password("JANE@example.com").await.unwrap(), jane);
     let updated = s
         .update::<Password, _, StorageError>("jane@EXAMPLE.com", |mut p| {
@@ -249,22 +221,14 @@ pub async fn password_round_trip_with_case_insensitive_email(s: Storage) {
     assert_eq!(updated.groups, vec!["admins", "devs"]);
     assert_eq!(s.list::<Password>().await.unwrap(), vec![updated]);
     s.delete::<Password>("JANE@EXAMPLE.COM").await.unwrap();
-    assert!(matches!(
-        s.get_password("jane@example.com").await,
-        Err(StorageError::NotFound)
-    ));
+    assert!(matches!(s.get_password("jane@example.com").await, Err(StorageError::NotFound)));
 }
 
 pub async fn offline_sessions_round_trip(s: Storage) {
     let mut refresh = BTreeMap::new();
     refresh.insert(
         "app".to_owned(),
-        RefreshTokenRef {
-            id: new_id(),
-            client_id: "app".into(),
-            created_at: NOW,
-            last_used: NOW,
-        },
+        RefreshTokenRef { id: new_id(), client_id: "app".into(), created_at: NOW, last_used: NOW },
     );
     let sessions = OfflineSessions {
         user_id: "user:with:colons".into(),
@@ -273,54 +237,25 @@ pub async fn offline_sessions_round_trip(s: Storage) {
         connector_data: br#"{"refresh_token":"upstream"}"#.to_vec(),
     };
     // A user ID and connector ID that concatenate to the same text must stay distinct.
-    let lookalike = OfflineSessions {
-        user_id: "user:with:colonsl".into(),
-        conn_id: "dap".into(),
-        ..sessions.clone()
-    };
+    let lookalike = OfflineSessions { user_id: "user:with:colonsl".into(), conn_id: "dap".into(), ..sessions.clone() };
     s.create(&sessions).await.unwrap();
     s.create(&lookalike).await.unwrap();
-    assert_eq!(
-        s.get_offline_sessions("user:with:colons", "ldap")
-            .await
-            .unwrap(),
-        sessions
-    );
+    assert_eq!(s.get_offline_sessions("user:with:colons", "ldap").await.unwrap(), sessions);
     let updated = s
         .update_offline_sessions::<_, StorageError>("user:with:colons", "ldap", |mut o| {
             o.refresh.insert(
                 "cli".into(),
-                RefreshTokenRef {
-                    id: "r2".into(),
-                    client_id: "cli".into(),
-                    created_at: NOW,
-                    last_used: NOW,
-                },
+                RefreshTokenRef { id: "r2".into(), client_id: "cli".into(), created_at: NOW, last_used: NOW },
             );
             Ok(o)
         })
         .await
         .unwrap();
     assert_eq!(updated.refresh.len(), 2);
-    assert_eq!(
-        s.get_offline_sessions("user:with:colons", "ldap")
-            .await
-            .unwrap(),
-        updated
-    );
-    assert_eq!(
-        s.get_offline_sessions("user:with:colonsl", "dap")
-            .await
-            .unwrap(),
-        lookalike
-    );
-    s.delete_offline_sessions("user:with:colons", "ldap")
-        .await
-        .unwrap();
-    assert!(matches!(
-        s.get_offline_sessions("user:with:colons", "ldap").await,
-        Err(StorageError::NotFound)
-    ));
+    assert_eq!(s.get_offline_sessions("user:with:colons", "ldap").await.unwrap(), updated);
+    assert_eq!(s.get_offline_sessions("user:with:colonsl", "dap").await.unwrap(), lookalike);
+    s.delete_offline_sessions("user:with:colons", "ldap").await.unwrap();
+    assert!(matches!(s.get_offline_sessions("user:with:colons", "ldap").await, Err(StorageError::NotFound)));
     assert_eq!(s.list::<OfflineSessions>().await.unwrap(), vec![lookalike]);
 }
 
@@ -342,10 +277,7 @@ pub async fn connector_round_trip(s: Storage) {
 }
 
 pub async fn device_request_round_trip(s: Storage) {
-    round_trip(&s, device_request(NOW + Duration::minutes(5)), |r| {
-        r.scopes.push("groups".into())
-    })
-    .await;
+    round_trip(&s, device_request(NOW + Duration::minutes(5)), |r| r.scopes.push("groups".into())).await;
 }
 
 pub async fn device_token_round_trip(s: Storage) {
@@ -358,10 +290,7 @@ pub async fn device_token_round_trip(s: Storage) {
 }
 
 pub async fn keys_round_trip(s: Storage) {
-    assert!(
-        matches!(s.get_keys().await, Err(StorageError::NotFound)),
-        "no keys before the first rotation"
-    );
+    assert!(matches!(s.get_keys().await, Err(StorageError::NotFound)), "no keys before the first rotation");
     let first = s
         .update_keys::<_, StorageError>(|mut k| {
             assert_eq!(k, Keys::default(), "the first updater sees empty keys");
@@ -376,10 +305,7 @@ pub async fn keys_round_trip(s: Storage) {
     let rotated = s
         .update_keys::<_, StorageError>(|mut k| {
             let old = k.signing_key_pub.take().unwrap();
-            k.verification_keys.push(VerificationKey {
-                public_key: old,
-                expiry: NOW + Duration::hours(24),
-            });
+            k.verification_keys.push(VerificationKey { public_key: old, expiry: NOW + Duration::hours(24) });
             k.signing_key = Some(jwk("k2"));
             k.signing_key_pub = Some(jwk("k2"));
             k.next_rotation = NOW + Duration::hours(12);
@@ -402,15 +328,8 @@ pub async fn updater_error_keeps_the_old_value(s: Storage) {
             Err(StorageError::NotFound)
         })
         .await;
-    assert!(
-        matches!(result, Err(StorageError::NotFound)),
-        "the updater's error is returned: {result:?}"
-    );
-    assert_eq!(
-        s.get::<Client>("app").await.unwrap(),
-        original,
-        "a failed update leaves the old value"
-    );
+    assert!(matches!(result, Err(StorageError::NotFound)), "the updater's error is returned: {result:?}");
+    assert_eq!(s.get::<Client>("app").await.unwrap(), original, "a failed update leaves the old value");
 }
 
 pub async fn updater_may_not_change_the_key(s: Storage) {
@@ -421,14 +340,8 @@ pub async fn updater_may_not_change_the_key(s: Storage) {
             Ok(c)
         })
         .await;
-    assert!(
-        matches!(result, Err(StorageError::KeyChanged { .. })),
-        "{result:?}"
-    );
-    assert!(matches!(
-        s.get::<Client>("other").await,
-        Err(StorageError::NotFound)
-    ));
+    assert!(matches!(result, Err(StorageError::KeyChanged { .. })), "{result:?}");
+    assert!(matches!(s.get::<Client>("other").await, Err(StorageError::NotFound)));
     assert_eq!(s.get::<Client>("app").await.unwrap(), client("app"));
 }
 
@@ -470,55 +383,18 @@ where
         outer_result.as_ref().map(|_| ()),
         inner_result
     );
-    let winner = if outer_result.is_ok() {
-        "outer"
-    } else {
-        "inner"
-    };
-    assert_eq!(
-        get(&s.get::<E>(&key).await.unwrap()),
-        winner,
-        "the stored value is the successful update's"
-    );
+    let winner = if outer_result.is_ok() { "outer" } else { "inner" };
+    assert_eq!(get(&s.get::<E>(&key).await.unwrap()), winner, "the stored value is the successful update's");
 }
 
 pub async fn nested_update_exactly_one_fails(s: Storage) {
-    nested_update(
-        &s,
-        client("app"),
-        |c, v| c.secret = v.into(),
-        |c| c.secret.clone(),
-    )
-    .await;
+    nested_update(&s, client("app"), |c, v| c.secret = v.into(), |c| c.secret.clone()).await;
     let request = auth_request(NOW + Duration::hours(1));
     nested_update(&s, request, |r, v| r.state = v.into(), |r| r.state.clone()).await;
-    nested_update(
-        &s,
-        password("jane@example.com"),
-        |p, v| p.name = v.into(),
-        |p| p.name.clone(),
-    )
-    .await;
-    let kid = |k: &Keys| {
-        k.signing_key
-            .as_ref()
-            .map(|v| v["kid"].to_string().replace('"', ""))
-            .unwrap_or_default()
-    };
-    nested_update(
-        &s,
-        Keys::default(),
-        |k, v| k.signing_key = Some(jwk(v)),
-        kid,
-    )
-    .await;
-    nested_update(
-        &s,
-        refresh_token(),
-        |t, v| t.token = v.into(),
-        |t| t.token.clone(),
-    )
-    .await;
+    nested_update(&s, password("jane@example.com"), |p, v| p.name = v.into(), |p| p.name.clone()).await;
+    let kid = |k: &Keys| k.signing_key.as_ref().map(|v| v["kid"].to_string().replace('"', "")).unwrap_or_default();
+    nested_update(&s, Keys::default(), |k, v| k.signing_key = Some(jwk(v)), kid).await;
+    nested_update(&s, refresh_token(), |t, v| t.token = v.into(), |t| t.token.clone()).await;
 }
 
 /// The other side of compare-and-swap: a write that lands between an update's read and its write is
@@ -532,13 +408,10 @@ pub async fn update_that_lost_a_race_retries_without_losing_it(s: Storage) {
         .update::<RefreshToken, _, StorageError>(&token.id, |mut t| {
             if runs.fetch_add(1, Ordering::SeqCst) == 0 {
                 tokio::task::block_in_place(|| {
-                    handle.block_on(s.update::<RefreshToken, _, StorageError>(
-                        &token.id,
-                        |mut t| {
-                            t.scopes.push("from-the-racer".into());
-                            Ok(t)
-                        },
-                    ))
+                    handle.block_on(s.update::<RefreshToken, _, StorageError>(&token.id, |mut t| {
+                        t.scopes.push("from-the-racer".into());
+                        Ok(t)
+                    }))
                 })
                 .unwrap();
             }
@@ -547,20 +420,8 @@ pub async fn update_that_lost_a_race_retries_without_losing_it(s: Storage) {
         })
         .await
         .unwrap();
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        2,
-        "the updater runs again after losing the race"
-    );
-    assert_eq!(
-        updated.scopes,
-        vec![
-            "openid",
-            "offline_access",
-            "from-the-racer",
-            "from-the-updater"
-        ]
-    );
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "the updater runs again after losing the race");
+    assert_eq!(updated.scopes, vec!["openid", "offline_access", "from-the-racer", "from-the-updater"]);
     assert_eq!(s.get::<RefreshToken>(&token.id).await.unwrap(), updated);
 }
 
@@ -581,9 +442,7 @@ pub async fn concurrent_refresh_token_updates_lose_nothing(s: Storage) {
         }));
     }
     for task in tasks {
-        task.await
-            .unwrap()
-            .expect("every concurrent update succeeds");
+        task.await.unwrap().expect("every concurrent update succeeds");
     }
     assert_eq!(s.get::<RefreshToken>(&token.id).await.unwrap().nonce, "100");
 }
@@ -617,10 +476,7 @@ pub async fn concurrent_first_key_updates_create_once(s: Storage) {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             s.update_keys::<_, StorageError>(move |mut k| {
-                k.verification_keys.push(VerificationKey {
-                    public_key: jwk(&format!("k{i}")),
-                    expiry: NOW,
-                });
+                k.verification_keys.push(VerificationKey { public_key: jwk(&format!("k{i}")), expiry: NOW });
                 Ok(k)
             })
             .await
@@ -629,24 +485,14 @@ pub async fn concurrent_first_key_updates_create_once(s: Storage) {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    let mut kids: Vec<String> = s
-        .get_keys()
-        .await
-        .unwrap()
-        .verification_keys
-        .iter()
-        .map(|k| k.public_key["kid"].to_string())
-        .collect();
+    let mut kids: Vec<String> =
+        s.get_keys().await.unwrap().verification_keys.iter().map(|k| k.public_key["kid"].to_string()).collect();
     kids.sort();
     assert_eq!(kids.len(), 10, "every instance's change is kept: {kids:?}");
 }
 
 pub async fn garbage_collection_at_the_expiry_boundary_in_several_time_zones(s: Storage) {
-    let zones: [(&str, UtcOffset); 3] = [
-        ("UTC", offset!(UTC)),
-        ("EST", offset!(-5)),
-        ("PST", offset!(-8)),
-    ];
+    let zones: [(&str, UtcOffset); 3] = [("UTC", offset!(UTC)), ("EST", offset!(-5)), ("PST", offset!(-8))];
     for (zone, offset) in zones {
         let expiry = NOW.to_offset(offset);
         let request = auth_request(expiry);
@@ -661,62 +507,26 @@ pub async fn garbage_collection_at_the_expiry_boundary_in_several_time_zones(s: 
         s.create(&token).await.unwrap();
 
         let stored = s.get::<AuthRequest>(&request.id).await.unwrap();
-        assert_eq!(
-            stored.expiry.offset(),
-            offset,
-            "{zone}: the stored time keeps its zone"
-        );
+        assert_eq!(stored.expiry.offset(), offset, "{zone}: the stored time keeps its zone");
         assert_eq!(stored.expiry, expiry, "{zone}: and its instant");
 
-        for before in [
-            expiry - Duration::seconds(1),
-            expiry - Duration::nanoseconds(1),
-            expiry,
-        ] {
-            let result = s
-                .garbage_collect(before.to_offset(offset!(+9)))
-                .await
-                .unwrap();
-            assert!(
-                result.is_empty(),
-                "{zone}: nothing expires until after its expiry ({before}): {result:?}"
-            );
+        for before in [expiry - Duration::seconds(1), expiry - Duration::nanoseconds(1), expiry] {
+            let result = s.garbage_collect(before.to_offset(offset!(+9))).await.unwrap();
+            assert!(result.is_empty(), "{zone}: nothing expires until after its expiry ({before}): {result:?}");
         }
         s.get::<AuthCode>(&code.id).await.unwrap();
 
-        let result = s
-            .garbage_collect(expiry + Duration::nanoseconds(1))
-            .await
-            .unwrap();
+        let result = s.garbage_collect(expiry + Duration::nanoseconds(1)).await.unwrap();
         assert_eq!(
             result,
-            GcResult {
-                auth_requests: 1,
-                auth_codes: 1,
-                device_requests: 1,
-                device_tokens: 1
-            },
+            GcResult { auth_requests: 1, auth_codes: 1, device_requests: 1, device_tokens: 1 },
             "{zone}"
         );
-        assert!(matches!(
-            s.get::<AuthRequest>(&request.id).await,
-            Err(StorageError::NotFound)
-        ));
-        assert!(matches!(
-            s.get::<AuthCode>(&code.id).await,
-            Err(StorageError::NotFound)
-        ));
-        assert!(matches!(
-            s.get::<DeviceRequest>(&device_req.user_code).await,
-            Err(StorageError::NotFound)
-        ));
-        assert!(matches!(
-            s.get::<DeviceToken>(&device_tok.device_code).await,
-            Err(StorageError::NotFound)
-        ));
-        s.get::<RefreshToken>(&token.id)
-            .await
-            .expect("refresh tokens are never collected");
+        assert!(matches!(s.get::<AuthRequest>(&request.id).await, Err(StorageError::NotFound)));
+        assert!(matches!(s.get::<AuthCode>(&code.id).await, Err(StorageError::NotFound)));
+        assert!(matches!(s.get::<DeviceRequest>(&device_req.user_code).await, Err(StorageError::NotFound)));
+        assert!(matches!(s.get::<DeviceToken>(&device_tok.device_code).await, Err(StorageError::NotFound)));
+        s.get::<RefreshToken>(&token.id).await.expect("refresh tokens are never collected");
     }
 }
 
@@ -724,47 +534,20 @@ pub async fn static_objects_are_read_only_overlays(s: Storage) {
     let mut statics = StaticObjects::default();
     statics.add(&client("static-app")).unwrap();
     statics.add(&password("Admin@Example.com")).unwrap();
-    assert!(matches!(
-        statics.add(&client("static-app")),
-        Err(StorageError::AlreadyExists)
-    ));
+    assert!(matches!(statics.add(&client("static-app")), Err(StorageError::AlreadyExists)));
     let s = s.with_statics(statics);
 
-    assert_eq!(
-        s.get::<Client>("static-app").await.unwrap(),
-        client("static-app")
-    );
-    assert_eq!(
-        s.get_password("admin@example.COM").await.unwrap().email,
-        "Admin@Example.com"
-    );
+    assert_eq!(s.get::<Client>("static-app").await.unwrap(), client("static-app"));
+    assert_eq!(s.get_password("admin@example.COM").await.unwrap().email, "Admin@Example.com");
     s.create(&client("dynamic-app")).await.unwrap();
-    let ids: Vec<String> = s
-        .list::<Client>()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
+    let ids: Vec<String> = s.list::<Client>().await.unwrap().into_iter().map(|c| c.id).collect();
     assert_eq!(ids, vec!["static-app", "dynamic-app"]);
 
-    assert!(matches!(
-        s.create(&client("static-app")).await,
-        Err(StorageError::AlreadyExists)
-    ));
-    assert!(matches!(
-        s.delete::<Client>("static-app").await,
-        Err(StorageError::ReadOnly { .. })
-    ));
+    assert!(matches!(s.create(&client("static-app")).await, Err(StorageError::AlreadyExists)));
+    assert!(matches!(s.delete::<Client>("static-app").await, Err(StorageError::ReadOnly { .. })));
     let update = s.update::<Client, _, StorageError>("static-app", Ok).await;
-    assert!(
-        matches!(update, Err(StorageError::ReadOnly { .. })),
-        "{update:?}"
-    );
-    assert!(matches!(
-        s.delete::<Password>("ADMIN@example.com").await,
-        Err(StorageError::ReadOnly { .. })
-    ));
+    assert!(matches!(update, Err(StorageError::ReadOnly { .. })), "{update:?}");
+    assert!(matches!(s.delete::<Password>("ADMIN@example.com").await, Err(StorageError::ReadOnly { .. })));
     // Stored objects stay fully writable.
     s.delete::<Client>("dynamic-app").await.unwrap();
 }

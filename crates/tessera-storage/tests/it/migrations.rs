@@ -15,9 +15,7 @@ use crate::conformance::client;
 async fn sqlite_reopen_keeps_data_and_migrates_nothing_twice() {
     let dir = std::env::temp_dir().join(format!("tessera-reopen-{}", tessera_core::id::new_id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let settings = SqliteSettings {
-        file: dir.join("state.db"),
-    };
+    let settings = SqliteSettings { file: dir.join("state.db") };
     let first = Storage::new(Arc::new(SqliteBackend::open(&settings).await.unwrap()));
     first.create(&client("app")).await.unwrap();
     drop(first);
@@ -28,17 +26,9 @@ async fn sqlite_reopen_keeps_data_and_migrates_nothing_twice() {
 
 #[tokio::test]
 async fn sqlite_reports_an_unopenable_file() {
-    let settings = SqliteSettings {
-        file: "/nonexistent-dir/for/sure/tessera.db".into(),
-    };
-    let err = SqliteBackend::open(&settings)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("/nonexistent-dir/for/sure/tessera.db"),
-        "{err}"
-    );
+    let settings = SqliteSettings { file: "/nonexistent-dir/for/sure/tessera.db".into() };
+    let err = SqliteBackend::open(&settings).await.unwrap_err().to_string();
+    assert!(err.contains("/nonexistent-dir/for/sure/tessera.db"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -63,17 +53,9 @@ async fn postgres_instances_starting_together_migrate_once() {
     }
     let storage = Storage::new(Arc::new(backends[0].clone()));
     storage.create(&client("app")).await.unwrap();
-    let again = PostgresBackend::connect(options, PgPoolOptions::new().max_connections(1))
-        .await
-        .unwrap();
+    let again = PostgresBackend::connect(options, PgPoolOptions::new().max_connections(1)).await.unwrap();
     assert_eq!(again.applied_migrations().await.unwrap(), vec![1]);
-    assert_eq!(
-        Storage::new(Arc::new(again))
-            .get::<Client>("app")
-            .await
-            .unwrap(),
-        client("app")
-    );
+    assert_eq!(Storage::new(Arc::new(again)).get::<Client>("app").await.unwrap(), client("app"));
 }
 
 #[tokio::test]
@@ -83,15 +65,9 @@ async fn postgres_unreachable_fails_with_the_address() {
         port: Some(1),
         database: "nothing".into(),
         connection_timeout: Some(std::time::Duration::from_secs(2)),
-        ssl: tessera_storage::PostgresSsl {
-            mode: Some("disable".into()),
-            ..Default::default()
-        },
+        ssl: tessera_storage::PostgresSsl { mode: Some("disable".into()), ..Default::default() },
         ..Default::default()
     };
-    let err = PostgresBackend::open(&settings)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = PostgresBackend::open(&settings).await.unwrap_err().to_string();
     assert!(err.contains("127.0.0.1:1/nothing"), "{err}");
 }

@@ -22,21 +22,14 @@ fn temp_dir(name: &str) -> PathBuf {
 /// The dev config, with its SQLite file moved into `dir` so tests leave nothing in the repository.
 fn dev_config(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(repo_root().join("examples/config-dev.yaml")).unwrap();
-    let text = text.replace(
-        "file: examples/dex.db",
-        &format!("file: {}", dir.join("dex.db").display()),
-    );
+    let text = text.replace("file: examples/dex.db", &format!("file: {}", dir.join("dex.db").display()));
     let path = dir.join("config.yaml");
     std::fs::write(&path, text).unwrap();
     path
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+    Command::new(BIN).args(args).env_remove("RUST_LOG").output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -47,9 +40,7 @@ fn text(bytes: &[u8]) -> String {
 fn version_prints_the_version() {
     let out = run(&["version"]);
     assert!(out.status.success());
-    assert!(
-        text(&out.stdout).starts_with(&format!("tessera Version: {}", env!("CARGO_PKG_VERSION")))
-    );
+    assert!(text(&out.stdout).starts_with(&format!("tessera Version: {}", env!("CARGO_PKG_VERSION"))));
 }
 
 #[test]
@@ -60,19 +51,10 @@ fn check_config_accepts_the_dev_config_and_opens_its_storage() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}\n{}", stdout, text(&out.stderr));
     assert!(stdout.contains("configuration OK"), "{stdout}");
-    assert!(
-        stdout.contains("issuer:     http://127.0.0.1:5556/dex (routes under /dex)"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("sqlite3") && stdout.contains("opened and migrated"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("issuer:     http://127.0.0.1:5556/dex (routes under /dex)"), "{stdout}");
+    assert!(stdout.contains("sqlite3") && stdout.contains("opened and migrated"), "{stdout}");
     assert!(stdout.contains("clients:    example-app"), "{stdout}");
-    assert!(
-        stdout.contains("connectors: local (local), mock (mockCallback)"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("connectors: local (local), mock (mockCallback)"), "{stdout}");
     assert!(dir.join("dex.db").exists(), "the SQLite file was created");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -97,14 +79,9 @@ fn check_config_reports_every_error_with_exit_code_2() {
         format!(
             "error: {file}:5: web.http: \"nowhere\" is not a listen address (expected host:port, e.g. 0.0.0.0:5556)"
         ),
-        format!(
-            "error: {file}:7: staticClients[0].secret: is required unless the client is public (or secretEnv)"
-        ),
+        format!("error: {file}:7: staticClients[0].secret: is required unless the client is public (or secretEnv)"),
     ] {
-        assert!(
-            stderr.contains(&expected),
-            "missing {expected:?} in:\n{stderr}"
-        );
+        assert!(stderr.contains(&expected), "missing {expected:?} in:\n{stderr}");
     }
     assert!(out.stdout.is_empty());
     std::fs::remove_dir_all(dir).unwrap();
@@ -115,10 +92,7 @@ fn a_missing_file_is_one_clear_line() {
     let out = run(&["serve", "/nonexistent/dex.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(
-        stderr.starts_with("error: /nonexistent/dex.yaml: cannot read the configuration file:"),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("error: /nonexistent/dex.yaml: cannot read the configuration file:"), "{stderr}");
 }
 
 #[test]
@@ -135,9 +109,7 @@ fn an_unreachable_database_stops_start_up_with_exit_code_2() {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
         assert!(
-            stderr.contains(
-                "storage (postgres): postgres storage error: cannot connect to 127.0.0.1:1/dex"
-            ),
+            stderr.contains("storage (postgres): postgres storage error: cannot connect to 127.0.0.1:1/dex"),
             "{command}: {stderr}"
         );
     }
@@ -145,11 +117,7 @@ fn an_unreachable_database_stops_start_up_with_exit_code_2() {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A plain HTTP/1.0 GET, enough for probes (no client library needed).
@@ -160,10 +128,7 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Some((status, body))
 }
 
@@ -190,39 +155,22 @@ fn serve_runs_the_dev_config_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(health, (200, "Health check passed".to_owned()));
-    assert_eq!(
-        get(telemetry, "/healthz/live"),
-        Some((200, "ok".to_owned()))
-    );
+    assert_eq!(get(telemetry, "/healthz/live"), Some((200, "ok".to_owned())));
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
         if let Some(exit) = child.try_wait().unwrap() {
             break exit;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not stop on SIGTERM"
-        );
+        assert!(Instant::now() < deadline, "the server did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert!(exit.success(), "exit {exit:?}: {stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
-    assert!(
-        get(web, "/dex/healthz").is_none(),
-        "the port is closed after shutdown"
-    );
+    assert!(get(web, "/dex/healthz").is_none(), "the port is closed after shutdown");
     std::fs::remove_dir_all(dir).unwrap();
 }
