@@ -5,7 +5,12 @@
 
 pub mod bytes;
 pub mod clock;
+pub mod error;
 pub mod grant;
 pub mod id;
 pub mod model;
 pub mod password;
+pub mod pkce;
+pub mod scope;
+pub mod subject;
+pub mod token;

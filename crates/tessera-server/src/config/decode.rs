@@ -44,9 +44,7 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
     let expiry = top.map(d, "expiry").map(|m| expiry(m, d, strict)).unwrap_or_default();
     let signer = signer(&mut top, d, strict, &expiry);
     let oauth2 = top.map(d, "oauth2").map(|m| oauth2(m, d, strict)).unwrap_or_default();
-    for (section, when) in
-        [("frontend", OIDC_CORE), ("expiry", OIDC_CORE), ("oauth2", OIDC_CORE)]
-    {
+    for (section, when) in [("frontend", OIDC_CORE), ("expiry", OIDC_CORE), ("oauth2", OIDC_CORE)] {
         top.not_yet(d, section, when);
     }
 

@@ -1,0 +1,190 @@
+//! The claim set of ID tokens and access tokens (Dex's `IDTokenClaims`): which claims a grant
+//! releases, given the scopes, the identity and the time.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::model::Claims;
+use crate::scope::{self, EMAIL, FEDERATED_ID, GROUPS, PROFILE};
+use crate::subject::encode_subject;
+
+/// `aud`: a string when there is one audience, an array otherwise (as Dex serializes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn from_list(mut list: Vec<String>) -> Self {
+        if list.len() == 1 { Audience::One(list.remove(0)) } else { Audience::Many(list) }
+    }
+
+    pub fn contains(&self, client_id: &str) -> bool {
+        match self {
+            Audience::One(one) => one == client_id,
+            Audience::Many(many) => many.iter().any(|a| a == client_id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederatedClaims {
+    pub connector_id: String,
+    pub user_id: String,
+}
+
+/// The claims, in Dex's order; empty optional ones are left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Audience,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated_claims: Option<FederatedClaims>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    pub jti: String,
+}
+
+/// Everything a token's claims depend on.
+#[derive(Debug, Clone)]
+pub struct TokenContext<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    pub scopes: &'a [String],
+    pub identity: &'a Claims,
+    pub connector_id: &'a str,
+    pub nonce: &'a str,
+    pub auth_time: Option<OffsetDateTime>,
+    pub issued_at: OffsetDateTime,
+    pub lifetime: time::Duration,
+    /// A fresh random ID for this token.
+    pub jti: String,
+}
+
+/// The claim set for a token minted in `context` (hashes are filled in by the signer, which knows
+/// the algorithm).
+pub fn token_claims(context: &TokenContext) -> TokenClaims {
+    let scopes = context.scopes;
+    let identity = context.identity;
+    let audience = scope::audience(scopes, context.client_id);
+    let azp = (audience.len() > 1).then(|| context.client_id.to_owned());
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let profile = scope::has(scopes, PROFILE);
+    TokenClaims {
+        iss: context.issuer.to_owned(),
+        sub: encode_subject(&identity.user_id, context.connector_id),
+        aud: Audience::from_list(audience),
+        exp: (context.issued_at + context.lifetime).unix_timestamp(),
+        iat: context.issued_at.unix_timestamp(),
+        azp,
+        nonce: non_empty(context.nonce),
+        at_hash: None,
+        c_hash: None,
+        email: scope::has(scopes, EMAIL).then(|| non_empty(&identity.email)).flatten(),
+        email_verified: scope::has(scopes, EMAIL).then_some(identity.email_verified),
+        groups: (scope::has(scopes, GROUPS) && !identity.groups.is_empty()).then(|| identity.groups.clone()),
+        name: profile.then(|| non_empty(&identity.username)).flatten(),
+        preferred_username: profile.then(|| non_empty(&identity.preferred_username)).flatten(),
+        federated_claims: scope::has(scopes, FEDERATED_ID).then(|| FederatedClaims {
+            connector_id: context.connector_id.to_owned(),
+            user_id: identity.user_id.clone(),
+        }),
+        auth_time: context.auth_time.map(OffsetDateTime::unix_timestamp),
+        jti: context.jti.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    fn identity() -> Claims {
+        Claims {
+            user_id: "1234567890".into(),
+            username: "Jane Doe".into(),
+            preferred_username: "jane".into(),
+            email: "jane@example.com".into(),
+            email_verified: true,
+            groups: vec!["admins".into()],
+        }
+    }
+
+    fn claims(scopes: &str, client: &str) -> serde_json::Value {
+        let scopes = scope::parse(scopes);
+        let identity = identity();
+        let context = TokenContext {
+            issuer: "https://id.example/dex",
+            client_id: client,
+            scopes: &scopes,
+            identity: &identity,
+            connector_id: "local",
+            nonce: "n-0S6",
+            auth_time: Some(datetime!(2026-11-23 11:59 UTC)),
+            issued_at: datetime!(2026-11-23 12:00 UTC),
+            lifetime: time::Duration::hours(24),
+            jti: "jti-1".into(),
+        };
+        serde_json::to_value(token_claims(&context)).unwrap()
+    }
+
+    #[test]
+    fn openid_alone_releases_only_the_core_claims() {
+        assert_eq!(
+            claims("openid", "web-app"),
+            json!({
+                "iss": "https://id.example/dex",
+                "sub": "CgoxMjM0NTY3ODkwEgVsb2NhbA",
+                "aud": "web-app",
+                "exp": 1795435200 + 24 * 3600,
+                "iat": 1795435200,
+                "nonce": "n-0S6",
+                "auth_time": 1795435200 - 60,
+                "jti": "jti-1"
+            })
+        );
+    }
+
+    #[test]
+    fn scopes_release_their_claims() {
+        let all = claims("openid email profile groups federated:id", "web-app");
+        assert_eq!(all["email"], "jane@example.com");
+        assert_eq!(all["email_verified"], true);
+        assert_eq!(all["groups"], json!(["admins"]));
+        assert_eq!(all["name"], "Jane Doe");
+        assert_eq!(all["preferred_username"], "jane");
+        assert_eq!(all["federated_claims"], json!({"connector_id": "local", "user_id": "1234567890"}));
+    }
+
+    #[test]
+    fn cross_client_tokens_carry_an_array_audience_and_azp() {
+        let token = claims("openid audience:server:client_id:cli-app", "web-app");
+        assert_eq!(token["aud"], json!(["cli-app", "web-app"]));
+        assert_eq!(token["azp"], "web-app");
+        assert!(claims("openid", "web-app").get("azp").is_none(), "no azp for a single audience");
+    }
+}
