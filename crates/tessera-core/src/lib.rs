@@ -11,6 +11,7 @@ pub mod id;
 pub mod model;
 pub mod password;
 pub mod pkce;
+pub mod refresh;
 pub mod scope;
 pub mod subject;
 pub mod token;

@@ -4,12 +4,16 @@
 //! storage it names and serves [`http`] under the issuer's path, with the [`tasks`] running beside.
 
 pub mod config;
+pub mod connectors;
 pub mod health;
 pub mod http;
+pub mod refresh_tokens;
 pub mod server;
 pub mod signer;
 pub mod state;
 pub mod tasks;
+pub mod tokens;
+pub mod web;
 
 pub use server::{BoundServer, StartError};
 pub use state::AppState;

@@ -12,8 +12,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::connectors::Connectors;
 use crate::health::Health;
 use crate::signer::Signer;
+use crate::web::Pages;
 use crate::{AppState, http, tasks};
 
 /// How long in-flight requests may take to finish after a shutdown signal (Dex: one minute).
@@ -27,6 +29,10 @@ pub enum StartError {
         #[source]
         source: StorageError,
     },
+    #[error("connectors: {0}")]
+    Connectors(#[from] crate::connectors::ConnectorsError),
+    #[error("{0}")]
+    Pages(#[from] crate::web::PagesError),
     #[error("signing keys: {0}")]
     Keys(#[from] crate::signer::SignerError),
     #[error("cannot listen on {address} ({what}): {source}")]
@@ -85,7 +91,9 @@ impl BoundServer {
         // Like Dex, make sure a signing key exists before serving.
         let signer = Arc::new(Signer::new(storage.clone(), clock.clone(), &config));
         signer.rotate_and_load().await?;
-        let state = AppState { config: Arc::new(config), storage, clock, health, signer };
+        let connectors = Arc::new(Connectors::open(&storage, config.flags.continue_on_connector_failure).await?);
+        let pages = Pages::new(&config)?;
+        let state = AppState { config: Arc::new(config), storage, clock, health, signer, connectors, pages };
         Ok(Self { state, web, telemetry })
     }
 

@@ -6,8 +6,10 @@ use tessera_core::clock::Clock;
 use tessera_storage::Storage;
 
 use crate::config::Config;
+use crate::connectors::Connectors;
 use crate::health::Health;
 use crate::signer::Signer;
+use crate::web::Pages;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,4 +18,6 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub health: Arc<Health>,
     pub signer: Arc<Signer>,
+    pub connectors: Arc<Connectors>,
+    pub pages: Arc<Pages>,
 }

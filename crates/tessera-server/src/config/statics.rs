@@ -12,27 +12,29 @@ use super::diagnostics::Diagnostics;
 use super::env::Env;
 use super::reader::{Map, to_json};
 
-/// Connector types Dex knows, and when tessera implements each.
+const NOT_PLANNED: &str = "not planned yet";
+
+/// Connector types Dex knows, and when tessera implements each (`None`: implemented).
 const CONNECTOR_TYPES: &[(&str, Option<&str>)] = &[
-    ("local", Some("the OpenID Connect core")),
-    ("mockCallback", Some("the OpenID Connect core")),
-    ("mockPassword", Some("the OpenID Connect core")),
+    ("local", None),
+    ("mockCallback", None),
+    ("mockPassword", None),
     ("ldap", Some("the upstream connectors")),
     ("oidc", Some("the upstream connectors")),
     ("oauth", Some("the upstream connectors")),
     ("github", Some("the upstream connectors")),
     ("authproxy", Some("the upstream connectors")),
-    ("keystone", None),
-    ("gitea", None),
-    ("gitlab", None),
-    ("google", None),
-    ("saml", None),
-    ("samlExperimental", None),
-    ("linkedin", None),
-    ("microsoft", None),
-    ("bitbucket-cloud", None),
-    ("openshift", None),
-    ("atlassian-crowd", None),
+    ("keystone", Some(NOT_PLANNED)),
+    ("gitea", Some(NOT_PLANNED)),
+    ("gitlab", Some(NOT_PLANNED)),
+    ("google", Some(NOT_PLANNED)),
+    ("saml", Some(NOT_PLANNED)),
+    ("samlExperimental", Some(NOT_PLANNED)),
+    ("linkedin", Some(NOT_PLANNED)),
+    ("microsoft", Some(NOT_PLANNED)),
+    ("bitbucket-cloud", Some(NOT_PLANNED)),
+    ("openshift", Some(NOT_PLANNED)),
+    ("atlassian-crowd", Some(NOT_PLANNED)),
 ];
 
 /// A value given either inline or through an environment variable (`id`/`idEnv`, `secret`/`secretEnv`).
@@ -194,11 +196,6 @@ pub fn connectors(top: &mut Map, d: &mut Diagnostics, strict: bool, enable_passw
             name: "Email".into(),
             ..Connector::default()
         });
-        d.warn(
-            top.line_of("enablePasswordDB"),
-            "enablePasswordDB",
-            "password login is recognised but not implemented yet (coming with the OpenID Connect core)",
-        );
     }
     for (path, node) in top.list(d, "connectors") {
         let Some(mut m) = Map::new(node, &path, d) else {
@@ -224,8 +221,9 @@ pub fn connectors(top: &mut Map, d: &mut Diagnostics, strict: bool, enable_passw
         if let Some(kind) = &kind {
             match CONNECTOR_TYPES.iter().find(|(k, _)| k == kind) {
                 None => d.error(m.line_of("type"), &m.key_path("type"), format!("unknown connector type {kind:?}")),
-                Some((_, when)) => {
-                    let when = when.map_or("not planned yet".to_owned(), |w| format!("coming with {w}"));
+                Some((_, None)) => {}
+                Some((_, Some(when))) => {
+                    let when = if *when == NOT_PLANNED { when.to_string() } else { format!("coming with {when}") };
                     d.warn(m.line_of("type"), &m.key_path("type"), format!("connector type {kind:?} is recognised but not implemented yet ({when}); it cannot be used to log in"));
                 }
             }

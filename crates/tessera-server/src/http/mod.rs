@@ -1,10 +1,12 @@
 //! The HTTP surface, one module per domain, each exposing `router()`; all of it is mounted under
 //! the issuer's path (issuer `https://id.example/dex` ⇒ `/dex/healthz`).
 
+pub mod authflow;
 pub mod discovery;
 pub mod health;
 pub mod keys;
 pub mod telemetry;
+pub mod token;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -16,7 +18,10 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(health::router(state.clone()))
         .merge(discovery::router(state.clone()))
-        .merge(keys::router(state.clone()));
+        .merge(keys::router(state.clone()))
+        .merge(authflow::router(state.clone()))
+        .merge(token::router(state.clone()))
+        .merge(crate::web::router(state.pages.clone()));
     mount_under(routes, state.config.issuer_path()).fallback(not_found)
 }
 

@@ -15,8 +15,9 @@ use crate::serve::{postgres_url, start};
 const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
 
 fn config(extra: &str) -> Config {
-    let text =
-        format!("issuer: http://127.0.0.1:5556/dex/\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:0\n{extra}");
+    let text = format!(
+        "issuer: http://127.0.0.1:5556/dex/\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:0\nenablePasswordDB: true\n{extra}"
+    );
     parse(&text, "test.yaml", &Env::default()).unwrap().config
 }
 

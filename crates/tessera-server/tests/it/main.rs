@@ -1,6 +1,8 @@
 //! tessera-server's integration tests: configuration reading, and the server started for real.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failing test should stop loudly
 
+mod browser;
 mod config;
 mod discovery_and_keys;
+mod login;
 mod serve;

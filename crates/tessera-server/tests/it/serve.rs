@@ -17,7 +17,7 @@ const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
 
 fn config(storage: &str) -> tessera_server::config::Config {
     let text = format!(
-        "issuer: http://127.0.0.1:5556/dex\nstorage:\n{storage}web:\n  http: 127.0.0.1:0\ntelemetry:\n  http: 127.0.0.1:0\nstaticClients:\n- id: example-app\n  secret: s\n  name: Example\n  redirectURIs: [http://127.0.0.1:5555/callback]\n"
+        "issuer: http://127.0.0.1:5556/dex\nstorage:\n{storage}web:\n  http: 127.0.0.1:0\ntelemetry:\n  http: 127.0.0.1:0\nenablePasswordDB: true\nstaticClients:\n- id: example-app\n  secret: s\n  name: Example\n  redirectURIs: [http://127.0.0.1:5555/callback]\n"
     );
     parse(&text, "test.yaml", &Env::default()).unwrap().config
 }

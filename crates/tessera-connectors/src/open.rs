@@ -1,0 +1,71 @@
+//! Turning a configured connector into a working one.
+
+use std::sync::Arc;
+
+use tessera_core::model::Connector;
+use tessera_storage::Storage;
+
+use crate::local::LocalConnector;
+use crate::mock::{MockCallback, MockPassword};
+use crate::{ConnectorError, Login, RefreshConnector, TokenIdentityConnector};
+
+/// A connector ready to log users in.
+#[derive(Clone)]
+pub struct OpenedConnector {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub login: Login,
+    pub refresh: Option<Arc<dyn RefreshConnector>>,
+    pub token_identity: Option<Arc<dyn TokenIdentityConnector>>,
+    /// Grant types it may be used for; `None` means all.
+    pub grant_types: Option<Vec<String>>,
+}
+
+impl OpenedConnector {
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.as_ref().is_none_or(|grants| grants.iter().any(|g| g == grant))
+    }
+}
+
+/// Opens a connector of a type tessera implements; `Config` error for other types.
+pub fn open(connector: &Connector, storage: &Storage) -> Result<OpenedConnector, ConnectorError> {
+    let opened = |login, refresh, token_identity| OpenedConnector {
+        id: connector.id.clone(),
+        kind: connector.kind.clone(),
+        name: connector.name.clone(),
+        login,
+        refresh,
+        token_identity,
+        grant_types: connector.grant_types.clone(),
+    };
+    match connector.kind.as_str() {
+        "local" => {
+            let local = Arc::new(LocalConnector::new(storage.clone(), bcrypt_concurrency()));
+            Ok(opened(Login::Password(local.clone()), Some(local as Arc<dyn RefreshConnector>), None))
+        }
+        "mockCallback" => {
+            let mock = Arc::new(MockCallback);
+            let token_identity: Arc<dyn TokenIdentityConnector> = mock.clone();
+            Ok(opened(Login::Callback(mock.clone()), Some(mock), Some(token_identity)))
+        }
+        "mockPassword" => {
+            let field = |name: &str| {
+                connector
+                    .config
+                    .get(name)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+                    .ok_or_else(|| ConnectorError::Config(format!("mockPassword needs config.{name}")))
+            };
+            let mock = Arc::new(MockPassword { username: field("username")?, password: field("password")? });
+            Ok(opened(Login::Password(mock.clone()), Some(mock), None))
+        }
+        other => Err(ConnectorError::Config(format!("connector type {other:?} is not implemented yet"))),
+    }
+}
+
+/// One bcrypt check per core keeps logins from starving everything else.
+fn bcrypt_concurrency() -> usize {
+    std::thread::available_parallelism().map(usize::from).unwrap_or(2)
+}

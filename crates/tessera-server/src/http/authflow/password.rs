@@ -1,0 +1,116 @@
+//! `/auth/{connector}/login`: the password form of a password connector (local database, LDAP,
+//! mockPassword). Wrong credentials show the form again with a 401.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::context;
+use serde::Deserialize;
+use tessera_connectors::{Login, PasswordConnector, Scopes};
+use tessera_core::model::AuthRequest;
+
+use super::authorize::urlencode;
+use super::finalize::finalize_login;
+use super::{internal_page, load_auth_request, local_path};
+use crate::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct FormQuery {
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    back: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Credentials {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// The auth request and its password connector, or the page to show instead.
+async fn resolve(
+    state: &AppState,
+    connector_id: &str,
+    query: &FormQuery,
+) -> Result<(AuthRequest, std::sync::Arc<dyn PasswordConnector>), Response> {
+    let request = load_auth_request(state, &query.state).await?;
+    if request.connector_id != connector_id {
+        return Err(state.pages.error(StatusCode::BAD_REQUEST, "Requested resource does not exist."));
+    }
+    match state.connectors.get(connector_id).map(|c| &c.login) {
+        Some(Login::Password(connector)) => Ok((request, connector.clone())),
+        _ => Err(state.pages.error(StatusCode::BAD_REQUEST, "Requested resource does not exist.")),
+    }
+}
+
+/// Only same-site absolute paths may be linked back to (no open redirect through `back`).
+fn safe_back(back: &str) -> &str {
+    if back.starts_with('/') && !back.starts_with("//") && !back.contains('\\') { back } else { "" }
+}
+
+fn render_form(
+    state: &AppState,
+    status: StatusCode,
+    connector_id: &str,
+    query: &FormQuery,
+    prompt: &str,
+    username: &str,
+) -> Response {
+    let mut post_url =
+        local_path(state, &format!("/auth/{}/login?state={}", urlencode(connector_id), urlencode(&query.state)));
+    let back = safe_back(&query.back);
+    if !back.is_empty() {
+        post_url.push_str(&format!("&back={}", urlencode(back)));
+    }
+    let invalid = status == StatusCode::UNAUTHORIZED;
+    state.pages.render(status, "password.html", context! { post_url, back, prompt, username, invalid })
+}
+
+pub async fn form(
+    State(state): State<AppState>,
+    Path(connector_id): Path<String>,
+    Query(query): Query<FormQuery>,
+) -> Response {
+    match resolve(&state, &connector_id, &query).await {
+        Ok((_, connector)) => render_form(&state, StatusCode::OK, &connector_id, &query, connector.prompt(), ""),
+        Err(page) => page,
+    }
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    Path(connector_id): Path<String>,
+    Query(query): Query<FormQuery>,
+    Form(credentials): Form<Credentials>,
+) -> Response {
+    let (request, connector) = match resolve(&state, &connector_id, &query).await {
+        Ok(resolved) => resolved,
+        Err(page) => return page,
+    };
+    let scopes = Scopes::from_requested(&request.scopes);
+    match connector.login(scopes, &credentials.login, &credentials.password).await {
+        Ok(Some(identity)) => finalize_login(&state, request, identity).await,
+        Ok(None) => {
+            tracing::info!(connector = %connector_id, "failed login attempt");
+            render_form(&state, StatusCode::UNAUTHORIZED, &connector_id, &query, connector.prompt(), &credentials.login)
+        }
+        Err(err) => internal_page(&state, &err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_back;
+
+    #[test]
+    fn back_links_stay_on_this_site() {
+        assert_eq!(safe_back("/dex/auth?client_id=a"), "/dex/auth?client_id=a");
+        assert_eq!(safe_back("//evil.example/"), "");
+        assert_eq!(safe_back("https://evil.example/"), "");
+        assert_eq!(safe_back("/\\evil.example"), "");
+    }
+}

@@ -1,0 +1,106 @@
+//! Issuing the response to the client: the auth request is consumed (once), then a code, tokens in
+//! the fragment (implicit and hybrid), or the out-of-band page.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::context;
+use tessera_core::id::new_id;
+use tessera_core::model::{AuthCode, AuthRequest};
+use tessera_storage::StorageError;
+
+use super::request::OOB_REDIRECT_URI;
+use super::{internal_page, redirect, redirect_error};
+use crate::AppState;
+use crate::tokens::{MintRequest, mint};
+
+/// Codes live 30 minutes, as in Dex (not configurable there either).
+pub const AUTH_CODE_LIFETIME: time::Duration = time::Duration::minutes(30);
+
+pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
+    // Deleting is the single-use gate: a replayed step finds nothing to issue.
+    match state.storage.delete::<AuthRequest>(&request.id).await {
+        Ok(()) => {}
+        Err(StorageError::NotFound) => {
+            return state.pages.error(StatusCode::BAD_REQUEST, "Login session expired or already used.");
+        }
+        Err(err) => return internal_page(state, &err),
+    }
+    let wants = |t: &str| request.response_types.iter().any(|r| r == t);
+    let code = if wants("code") {
+        let code = AuthCode {
+            id: new_id(),
+            client_id: request.client_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            nonce: request.nonce.clone(),
+            scopes: request.scopes.clone(),
+            connector_id: request.connector_id.clone(),
+            connector_data: request.connector_data.clone(),
+            claims: request.claims.clone(),
+            expiry: state.clock.now() + AUTH_CODE_LIFETIME,
+            auth_time: request.auth_time,
+            pkce: request.pkce.clone(),
+        };
+        if let Err(err) = state.storage.create(&code).await {
+            return internal_page(state, &err);
+        }
+        Some(code.id)
+    } else {
+        None
+    };
+
+    if request.redirect_uri == OOB_REDIRECT_URI {
+        return state.pages.render(StatusCode::OK, "oob.html", context! { code => code.unwrap_or_default() });
+    }
+    let Ok(mut url) = url::Url::parse(&request.redirect_uri) else {
+        return state.pages.error(StatusCode::BAD_REQUEST, "Invalid redirect_uri.");
+    };
+    if !wants("token") && !wants("id_token") {
+        url.query_pairs_mut().append_pair("code", code.as_deref().unwrap_or_default());
+        if !request.state.is_empty() {
+            url.query_pairs_mut().append_pair("state", &request.state);
+        }
+        return redirect(StatusCode::SEE_OTHER, url.as_str());
+    }
+
+    let minted = mint(
+        state,
+        &MintRequest {
+            client_id: &request.client_id,
+            scopes: &request.scopes,
+            claims: &request.claims,
+            connector_id: &request.connector_id,
+            nonce: &request.nonce,
+            auth_time: request.auth_time,
+            code: code.as_deref(),
+            with_id_token: wants("id_token"),
+        },
+    )
+    .await;
+    let minted = match minted {
+        Ok(minted) => minted,
+        Err(error) => return redirect_error(&request.redirect_uri, &request.state, &error),
+    };
+    // Sorted, as Go's url.Values encodes them.
+    let mut fragment = BTreeMap::new();
+    if wants("token") {
+        fragment.insert("access_token", minted.access_token);
+        fragment.insert("token_type", "bearer".to_owned());
+        if code.is_none() {
+            fragment.insert("expires_in", minted.expires_in.to_string());
+        }
+    }
+    if let Some(id_token) = minted.id_token {
+        fragment.insert("id_token", id_token);
+    }
+    if let Some(code) = code {
+        fragment.insert("code", code);
+    }
+    if !request.state.is_empty() {
+        fragment.insert("state", request.state.clone());
+    }
+    let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fragment).finish();
+    url.set_fragment(Some(&encoded));
+    redirect(StatusCode::SEE_OTHER, url.as_str())
+}

@@ -1,0 +1,57 @@
+//! Client authentication at the token endpoint: HTTP Basic (both parts URL-decoded, as RFC 6749 §2.3.1
+//! asks) or `client_id`/`client_secret` form fields; secrets compared in constant time; a public
+//! client authenticates with its ID alone.
+
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use subtle::ConstantTimeEq;
+use tessera_core::error::OAuthError;
+use tessera_core::model::Client;
+use tessera_storage::StorageError;
+
+use super::TokenForm;
+use crate::AppState;
+
+fn invalid() -> OAuthError {
+    OAuthError::invalid_client("Invalid client credentials.")
+}
+
+/// The credentials from an `Authorization: Basic` header, if there is one.
+fn basic(headers: &HeaderMap) -> Option<Result<(String, String), OAuthError>> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decode = || -> Option<(String, String)> {
+        let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+        let (id, secret) = decoded.split_once(':')?;
+        // Go's url.QueryUnescape, as Dex uses it: %XX sequences and '+' for a space.
+        let unescape = |s: &str| -> Option<String> {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned())
+        };
+        Some((unescape(id)?, unescape(secret)?))
+    };
+    Some(decode().ok_or_else(|| OAuthError::invalid_client("client_id or client_secret improperly encoded")))
+}
+
+pub async fn authenticate(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> Result<Client, OAuthError> {
+    let (id, secret) = match basic(headers) {
+        Some(credentials) => credentials?,
+        None => (form.get("client_id").to_owned(), form.get("client_secret").to_owned()),
+    };
+    let client = match state.storage.get::<Client>(&id).await {
+        Ok(client) => client,
+        Err(StorageError::NotFound) => return Err(invalid()),
+        Err(err) => {
+            tracing::error!(error = %err, "loading a client failed");
+            return Err(OAuthError::server_error());
+        }
+    };
+    let public_without_secret = client.public && secret.is_empty();
+    if !public_without_secret && !bool::from(client.secret.as_bytes().ct_eq(secret.as_bytes())) {
+        return Err(invalid());
+    }
+    Ok(client)
+}
