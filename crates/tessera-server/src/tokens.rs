@@ -117,3 +117,14 @@ pub async fn mint(state: &AppState, request: &MintRequest<'_>) -> Result<Minted,
 pub fn wants_id_token(scopes: &[String]) -> bool {
     scope::has(scopes, scope::OPENID)
 }
+
+/// Checks a token we issued, as Dex's verifier does for `/userinfo` and introspection: signature
+/// against our published keys, our issuer, not expired (any audience). The claims on success.
+pub fn verify_issued(state: &AppState, token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let keys = state.signer.active()?;
+    let claims = tessera_jose::verify(token, &keys.verification).ok()?;
+    let issuer_ok = claims.get("iss").and_then(|v| v.as_str()) == Some(state.config.issuer.as_str());
+    let now = state.clock.now().unix_timestamp();
+    let unexpired = claims.get("exp").and_then(serde_json::Value::as_i64).is_some_and(|exp| exp > now);
+    (issuer_ok && unexpired).then_some(claims)
+}

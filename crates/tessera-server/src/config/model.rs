@@ -152,6 +152,18 @@ pub struct RefreshTokenExpiry {
     pub valid_if_not_used_for: Duration,
 }
 
+impl RefreshTokenExpiry {
+    /// The rules tessera-core applies to refresh tokens.
+    pub fn policy(&self) -> tessera_core::refresh::RefreshPolicy {
+        tessera_core::refresh::RefreshPolicy {
+            rotation: !self.disable_rotation,
+            reuse_interval: self.reuse_interval,
+            absolute_lifetime: self.absolute_lifetime,
+            valid_if_not_used_for: self.valid_if_not_used_for,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum SigningAlgorithm {
     #[default]

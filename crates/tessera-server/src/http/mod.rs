@@ -4,9 +4,11 @@
 pub mod authflow;
 pub mod discovery;
 pub mod health;
+pub mod introspect;
 pub mod keys;
 pub mod telemetry;
 pub mod token;
+pub mod userinfo;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -21,6 +23,8 @@ pub fn router(state: AppState) -> Router {
         .merge(keys::router(state.clone()))
         .merge(authflow::router(state.clone()))
         .merge(token::router(state.clone()))
+        .merge(userinfo::router(state.clone()))
+        .merge(introspect::router(state.clone()))
         .merge(crate::web::router(state.pages.clone()));
     mount_under(routes, state.config.issuer_path()).fallback(not_found)
 }

@@ -16,9 +16,9 @@ use time::macros::datetime;
 use crate::browser::{Browser, Landing, params};
 use crate::serve::{Running, start};
 
-const APP: &str = "http://127.0.0.1:5555";
-const REDIRECT: &str = "http://127.0.0.1:5555/callback";
-const APP_SECRET: &str = "ZXhhbXBsZS1hcHAtc2VjcmV0";
+pub const APP: &str = "http://127.0.0.1:5555";
+pub const REDIRECT: &str = "http://127.0.0.1:5555/callback";
+pub const APP_SECRET: &str = "ZXhhbXBsZS1hcHAtc2VjcmV0";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -27,6 +27,10 @@ fn free_port() -> u16 {
 /// A server with the password database (admin@example.com / "password"), the mock upstream, a
 /// confidential app, a public CLI and a peer that trusts the app.
 pub async fn server(extra: &str) -> Running {
+    server_with_clock(extra).await.0
+}
+
+pub async fn server_with_clock(extra: &str) -> (Running, Arc<TestClock>) {
     let port = free_port();
     let text = format!(
         r#"issuer: http://127.0.0.1:{port}/dex
@@ -63,14 +67,15 @@ staticClients:
 {extra}"#
     );
     let config = parse(&text, "login.yaml", &Env::default()).unwrap().config;
-    start(config, Arc::new(TestClock::new(datetime!(2026-11-23 12:00 UTC)))).await
+    let clock = Arc::new(TestClock::new(datetime!(2026-11-23 12:00 UTC)));
+    (start(config, clock.clone()).await, clock)
 }
 
-fn auth_url(running: &Running, query: &str) -> String {
+pub fn auth_url(running: &Running, query: &str) -> String {
     format!("{}/dex/auth?{query}", running.base)
 }
 
-fn code_query(scope: &str) -> String {
+pub fn code_query(scope: &str) -> String {
     format!(
         "client_id=example-app&redirect_uri={}&response_type=code&scope={}&state=st-123&nonce=nonce-456",
         urlencode(REDIRECT),
@@ -78,7 +83,7 @@ fn code_query(scope: &str) -> String {
     )
 }
 
-fn urlencode(text: &str) -> String {
+pub fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
@@ -102,7 +107,7 @@ async fn password_login(browser: &Browser, running: &Running, query: &str) -> La
 }
 
 /// The href of the link with `class` among its classes.
-fn link(html: &str, class: &str) -> String {
+pub fn link(html: &str, class: &str) -> String {
     let at = html.find(class).unwrap_or_else(|| panic!("no {class} in:\n{html}"));
     let tag_start = html[..at].rfind("<a ").unwrap();
     let href = html[tag_start..].find("href=\"").unwrap() + tag_start + 6;
@@ -110,7 +115,7 @@ fn link(html: &str, class: &str) -> String {
     crate::browser::unescape(&html[href..end])
 }
 
-async fn redeem(running: &Running, form: &[(&str, &str)], auth: Option<(&str, &str)>) -> (StatusCode, Value) {
+pub async fn redeem(running: &Running, form: &[(&str, &str)], auth: Option<(&str, &str)>) -> (StatusCode, Value) {
     let mut request = reqwest::Client::new().post(format!("{}/dex/token", running.base)).form(form);
     if let Some((id, secret)) = auth {
         request = request.basic_auth(id, Some(secret));
@@ -123,7 +128,7 @@ async fn redeem(running: &Running, form: &[(&str, &str)], auth: Option<(&str, &s
     (status, response.json().await.unwrap())
 }
 
-async fn redeem_code(running: &Running, code: &str) -> (StatusCode, Value) {
+pub async fn redeem_code(running: &Running, code: &str) -> (StatusCode, Value) {
     redeem(
         running,
         &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT)],
@@ -146,7 +151,7 @@ pub async fn verify(running: &Running, token: &str, audience: &str) -> Value {
         .claims
 }
 
-fn half_sha256(value: &str) -> String {
+pub fn half_sha256(value: &str) -> String {
     URL_SAFE_NO_PAD.encode(&Sha256::digest(value.as_bytes())[..16])
 }
 

@@ -5,4 +5,6 @@ mod browser;
 mod config;
 mod discovery_and_keys;
 mod login;
+mod pages;
 mod serve;
+mod userinfo;

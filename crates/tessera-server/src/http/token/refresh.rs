@@ -7,7 +7,7 @@ use tessera_core::error::OAuthError;
 use tessera_core::grant;
 use tessera_core::id::new_id;
 use tessera_core::model::{Claims, Client, RefreshToken};
-use tessera_core::refresh::{RefreshPolicy, Use, decide, expired, secret_accepted};
+use tessera_core::refresh::{Use, decide, expired, secret_accepted};
 use tessera_core::scope::{self, go_quoted};
 use tessera_core::subject::{decode_refresh_token, encode_refresh_token};
 use tessera_storage::StorageError;
@@ -37,16 +37,6 @@ impl From<StorageError> for Abort {
     }
 }
 
-fn policy(state: &AppState) -> RefreshPolicy {
-    let refresh = &state.config.expiry.refresh_tokens;
-    RefreshPolicy {
-        rotation: !refresh.disable_rotation,
-        reuse_interval: refresh.reuse_interval,
-        absolute_lifetime: refresh.absolute_lifetime,
-        valid_if_not_used_for: refresh.valid_if_not_used_for,
-    }
-}
-
 pub async fn refresh(state: &AppState, client: &Client, form: &TokenForm) -> Result<TokenResponse, OAuthError> {
     let presented = form.get("refresh_token");
     if presented.is_empty() {
@@ -64,7 +54,7 @@ pub async fn refresh(state: &AppState, client: &Client, form: &TokenForm) -> Res
         ));
     }
     let now = state.clock.now();
-    let policy = policy(state);
+    let policy = state.config.expiry.refresh_tokens.policy();
     if !secret_accepted(&token, &secret, now, &policy) {
         return Err(claimed());
     }

@@ -1,0 +1,138 @@
+//! `/token/introspect` (RFC 7662) as Dex answers it: a token that parses as a JWT is taken as an
+//! access token, anything else as a refresh token; an invalid or expired token is `{"active":false}`.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tessera_core::error::OAuthError;
+use tessera_core::model::RefreshToken;
+use tessera_core::refresh::{expired, secret_accepted};
+use tessera_core::scope::{self, EMAIL, GROUPS, PROFILE};
+use tessera_core::subject::{decode_refresh_token, encode_subject};
+
+use super::token::error_response;
+use crate::AppState;
+use crate::tokens::verify_issued;
+
+pub fn router(state: AppState) -> Router {
+    Router::new().route("/token/introspect", any(introspect)).with_state(state)
+}
+
+#[derive(Debug, Serialize)]
+struct Introspection {
+    active: bool,
+    client_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    username: String,
+    exp: i64,
+    iat: i64,
+    nbf: i64,
+    sub: String,
+    aud: Value,
+    iss: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    jti: String,
+    token_type: &'static str,
+    token_use: &'static str,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    ext: Map<String, Value>,
+}
+
+/// The identity claims Dex repeats under `ext`.
+const EXTRA_CLAIMS: [&str; 7] =
+    ["azp", "email", "email_verified", "groups", "name", "preferred_username", "federated_claims"];
+
+async fn introspect(State(state): State<AppState>, method: Method, body: Bytes) -> Response {
+    if method != Method::POST {
+        return error_response(&OAuthError::invalid_request("method not allowed"));
+    }
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()).unwrap_or("");
+    if token.is_empty() {
+        return error_response(&OAuthError::invalid_request("The POST body must contain a token."));
+    }
+    let answer = if token.split('.').count() == 3 {
+        verify_issued(&state, token).map(access_token)
+    } else {
+        refresh_token(&state, token).await
+    };
+    match answer {
+        Some(introspection) => (StatusCode::OK, Json(introspection)).into_response(),
+        None => (StatusCode::OK, Json(json!({ "active": false }))).into_response(),
+    }
+}
+
+fn access_token(claims: Map<String, Value>) -> Introspection {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let number = |name: &str| claims.get(name).and_then(Value::as_i64).unwrap_or_default();
+    let aud = claims.get("aud").cloned().unwrap_or(Value::Null);
+    // One audience is the client; with several, the authorized party is.
+    let client_id = match &aud {
+        Value::String(one) => one.clone(),
+        _ => text("azp"),
+    };
+    let ext =
+        EXTRA_CLAIMS.iter().filter_map(|name| claims.get(*name).map(|v| ((*name).to_owned(), v.clone()))).collect();
+    Introspection {
+        active: true,
+        client_id,
+        username: text("preferred_username"),
+        exp: number("exp"),
+        iat: number("iat"),
+        nbf: number("iat"),
+        sub: text("sub"),
+        aud,
+        iss: text("iss"),
+        jti: text("jti"),
+        token_type: "Bearer",
+        token_use: "access_token",
+        ext,
+    }
+}
+
+async fn refresh_token(state: &AppState, presented: &str) -> Option<Introspection> {
+    let (id, secret) = decode_refresh_token(presented);
+    let token = state.storage.get::<RefreshToken>(&id).await.ok()?;
+    let now = state.clock.now();
+    let refresh = &state.config.expiry.refresh_tokens;
+    let policy = refresh.policy();
+    if !secret_accepted(&token, &secret, now, &policy) || expired(&token, now, &policy) {
+        return None;
+    }
+    let created = token.created_at.unix_timestamp();
+    // Dex: the absolute lifetime's end, or the creation time when the lifetime is unlimited.
+    let exp = created + i64::try_from(refresh.absolute_lifetime.as_secs()).unwrap_or(i64::MAX - created);
+    let claims = &token.claims;
+    let mut ext = Map::new();
+    if scope::has(&token.scopes, EMAIL) {
+        ext.insert("email".into(), json!(claims.email));
+        ext.insert("email_verified".into(), json!(claims.email_verified));
+    }
+    if scope::has(&token.scopes, GROUPS) && !claims.groups.is_empty() {
+        ext.insert("groups".into(), json!(claims.groups));
+    }
+    if scope::has(&token.scopes, PROFILE) {
+        ext.insert("name".into(), json!(claims.username));
+        ext.insert("preferred_username".into(), json!(claims.preferred_username));
+    }
+    Some(Introspection {
+        active: true,
+        client_id: token.client_id.clone(),
+        username: claims.preferred_username.clone(),
+        exp,
+        iat: created,
+        nbf: created,
+        sub: encode_subject(&claims.user_id, &token.connector_id),
+        aud: json!(token.client_id),
+        iss: state.config.issuer.clone(),
+        jti: String::new(),
+        token_type: "Bearer",
+        token_use: "refresh_token",
+        ext,
+    })
+}
