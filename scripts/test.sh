@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of tessera against real services: installs what is missing (apt-get, as root),
-# starts a throwaway PostgreSQL on a free loopback port, runs the suite, and stops what it started,
+# Runs every test of tessera against real services: installs what is missing (PostgreSQL, Chromium
+# and chromedriver, with apt-get as root), starts a throwaway PostgreSQL on a free loopback port, runs the suite, and stops what it started,
 # on failure too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,10 @@ find_pg_bin() {
 
 command -v cargo >/dev/null || { log "cargo is missing: install the Rust toolchain first"; exit 1; }
 PG_BIN=$(find_pg_bin) || { log "installing PostgreSQL"; apt_install postgresql; PG_BIN=$(find_pg_bin); }
+# The browser test drives Debian's Chromium through chromedriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  log "installing Chromium and chromedriver"; apt_install chromium chromium-driver
+fi
 
 scratch=$(mktemp -d /tmp/tessera-test.XXXXXX)
 as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi; }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failing test should stop loudly
 
 mod browser;
+mod chromium;
 mod config;
 mod discovery_and_keys;
 mod login;
