@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of tessera against real services: installs what is missing (PostgreSQL, Chromium
-# and chromedriver, with apt-get as root), starts a throwaway PostgreSQL on a free loopback port, runs the suite, and stops what it started,
-# on failure too.
+# and chromedriver, with apt-get as root), starts a throwaway PostgreSQL on a free loopback port,
+# runs the suite, and stops what it started, on failure too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
