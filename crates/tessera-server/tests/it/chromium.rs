@@ -102,15 +102,27 @@ struct Tab<'a> {
 
 impl Tab<'_> {
     async fn go(&self, url: &str) {
-        self.driver.call(reqwest::Method::POST, &format!("/session/{}/url", self.session), Some(json!({"url": url}))).await;
+        self.driver
+            .call(reqwest::Method::POST, &format!("/session/{}/url", self.session), Some(json!({"url": url})))
+            .await;
     }
 
     async fn url(&self) -> String {
-        self.driver.call(reqwest::Method::GET, &format!("/session/{}/url", self.session), None).await.as_str().unwrap().to_owned()
+        self.driver
+            .call(reqwest::Method::GET, &format!("/session/{}/url", self.session), None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     async fn source(&self) -> String {
-        self.driver.call(reqwest::Method::GET, &format!("/session/{}/source", self.session), None).await.as_str().unwrap().to_owned()
+        self.driver
+            .call(reqwest::Method::GET, &format!("/session/{}/source", self.session), None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     async fn find(&self, css: &str) -> String {
@@ -128,7 +140,8 @@ impl Tab<'_> {
                 .json()
                 .await
                 .unwrap();
-            if let Some(element) = response["value"].as_object().and_then(|v| v.values().next()).and_then(Value::as_str) {
+            if let Some(element) = response["value"].as_object().and_then(|v| v.values().next()).and_then(Value::as_str)
+            {
                 return element.to_owned();
             }
             assert!(Instant::now() < deadline, "no element {css} on {}:\n{}", self.url().await, self.source().await);
@@ -138,13 +151,19 @@ impl Tab<'_> {
 
     async fn click(&self, css: &str) {
         let element = self.find(css).await;
-        self.driver.call(reqwest::Method::POST, &format!("/session/{}/element/{element}/click", self.session), Some(json!({}))).await;
+        self.driver
+            .call(reqwest::Method::POST, &format!("/session/{}/element/{element}/click", self.session), Some(json!({})))
+            .await;
     }
 
     async fn type_into(&self, css: &str, text: &str) {
         let element = self.find(css).await;
         self.driver
-            .call(reqwest::Method::POST, &format!("/session/{}/element/{element}/value", self.session), Some(json!({"text": text})))
+            .call(
+                reqwest::Method::POST,
+                &format!("/session/{}/element/{element}/value", self.session),
+                Some(json!({"text": text})),
+            )
             .await;
     }
 

@@ -31,6 +31,12 @@ pub async fn server(extra: &str) -> Running {
 }
 
 pub async fn server_with_clock(extra: &str) -> (Running, Arc<TestClock>) {
+    server_with_connector_grants(extra, "").await
+}
+
+/// The same server, with the mock upstream limited to `grants` (a YAML list; empty: no limit).
+pub async fn server_with_connector_grants(extra: &str, grants: &str) -> (Running, Arc<TestClock>) {
+    let mock_grants = if grants.is_empty() { String::new() } else { format!("  grantTypes: {grants}\n") };
     let port = free_port();
     let text = format!(
         r#"issuer: http://127.0.0.1:{port}/dex
@@ -51,7 +57,7 @@ connectors:
 - type: mockCallback
   id: mock
   name: Example
-staticClients:
+{mock_grants}staticClients:
 - id: example-app
   secret: {APP_SECRET}
   name: Example App

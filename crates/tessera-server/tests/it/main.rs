@@ -5,6 +5,7 @@ mod browser;
 mod chromium;
 mod config;
 mod discovery_and_keys;
+mod lifecycle;
 mod login;
 mod pages;
 mod serve;

@@ -226,3 +226,55 @@ fn id_token_hint_valid(state: &AppState, hint: &str) -> bool {
     tessera_jose::verify(hint, &keys.verification)
         .is_ok_and(|claims| claims.get("iss").and_then(|v| v.as_str()) == Some(state.config.issuer.as_str()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(public: bool, uris: &[&str]) -> Client {
+        Client {
+            id: "c".into(),
+            public,
+            redirect_uris: uris.iter().map(|u| (*u).to_owned()).collect(),
+            ..Client::default()
+        }
+    }
+
+    #[test]
+    fn registered_uris_match_exactly() {
+        let confidential = client(false, &["https://app.example/cb"]);
+        assert!(redirect_uri_allowed(&confidential, "https://app.example/cb"));
+        assert!(!redirect_uri_allowed(&confidential, "https://app.example/cb/"));
+        assert!(!redirect_uri_allowed(&confidential, "https://app.example/cb?x=1"));
+        assert!(
+            !redirect_uri_allowed(&confidential, "http://localhost:8080/cb"),
+            "no loopback for confidential clients"
+        );
+        assert!(!redirect_uri_allowed(&confidential, OOB_REDIRECT_URI));
+    }
+
+    #[test]
+    fn public_clients_without_uris_get_native_app_exceptions() {
+        let native = client(true, &[]);
+        for uri in [
+            OOB_REDIRECT_URI,
+            DEVICE_CALLBACK_PATH,
+            "http://localhost/cb",
+            "http://localhost:43117/cb",
+            "http://127.0.0.1:9/x",
+            "http://[::1]:80/",
+        ] {
+            assert!(redirect_uri_allowed(&native, uri), "{uri}");
+        }
+        for uri in
+            ["https://localhost/cb", "http://localhost.evil.example/cb", "http://10.0.0.1/cb", "http://example.com/cb"]
+        {
+            assert!(!redirect_uri_allowed(&native, uri), "{uri}");
+        }
+        let registered = client(true, &["https://spa.example/cb"]);
+        assert!(
+            !redirect_uri_allowed(&registered, "http://localhost:8080/cb"),
+            "registered URIs switch the exceptions off"
+        );
+    }
+}
