@@ -15,8 +15,8 @@ use super::reader::{Map, map_strings};
 use super::statics;
 use super::yaml::{Node, Value};
 
-/// What each section of Dex's file that tessera reads but does not act on yet is waiting for.
-const OIDC_CORE: &str = "coming with the OpenID Connect core";
+/// What the options tessera reads but does not act on yet are waiting for.
+const GRANTS: &str = "coming with the device, password, client-credentials and token-exchange grants";
 
 pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) -> Option<Config> {
     if flags.expand_env {
@@ -44,9 +44,6 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
     let expiry = top.map(d, "expiry").map(|m| expiry(m, d, strict)).unwrap_or_default();
     let signer = signer(&mut top, d, strict, &expiry);
     let oauth2 = top.map(d, "oauth2").map(|m| oauth2(m, d, strict)).unwrap_or_default();
-    for (section, when) in [("frontend", OIDC_CORE), ("expiry", OIDC_CORE), ("oauth2", OIDC_CORE)] {
-        top.not_yet(d, section, when);
-    }
 
     let static_clients = statics::clients(&mut top, d, env, strict);
     let enable_password_db = top.bool(d, "enablePasswordDB").unwrap_or(false);
@@ -295,9 +292,7 @@ fn web(mut m: Map, d: &mut Diagnostics, strict: bool) -> Web {
     for key in ["https", "tlsCert", "tlsKey", "tlsMinVersion", "tlsMaxVersion"] {
         m.not_yet(d, key, "HTTPS is not served yet; terminate TLS in front of tessera");
     }
-    for key in ["headers", "allowedOrigins", "allowedHeaders", "clientRemoteIP"] {
-        m.not_yet(d, key, OIDC_CORE);
-    }
+    m.not_yet(d, "clientRemoteIP", "client addresses are not logged yet");
     m.finish(d, strict);
     web
 }
@@ -402,6 +397,7 @@ fn expiry(mut m: Map, d: &mut Diagnostics, strict: bool) -> Expiry {
             value
         })
         .unwrap_or_default();
+    m.not_yet(d, "deviceRequests", GRANTS);
     let expiry = Expiry {
         signing_keys: m.duration(d, "signingKeys"),
         id_tokens: m.duration(d, "idTokens").unwrap_or(defaults.id_tokens),
@@ -487,7 +483,10 @@ fn oauth2(mut m: Map, d: &mut Diagnostics, strict: bool) -> OAuth2 {
         response_types: if response_types.is_empty() { defaults.response_types } else { response_types },
         skip_approval_screen: m.bool(d, "skipApprovalScreen").unwrap_or(false),
         always_show_login_screen: m.bool(d, "alwaysShowLoginScreen").unwrap_or(false),
-        password_connector: m.string(d, "passwordConnector").filter(|s| !s.is_empty()),
+        password_connector: {
+            m.not_yet(d, "passwordConnector", GRANTS);
+            m.string(d, "passwordConnector").filter(|s| !s.is_empty())
+        },
         ..defaults
     };
     if let Some(mut pkce) = m.map(d, "pkce") {

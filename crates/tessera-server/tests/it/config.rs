@@ -316,21 +316,22 @@ fn signer_expiry_and_oauth2_are_validated_now() {
 #[test]
 fn recognised_options_that_are_not_implemented_yet_warn_by_name() {
     let loaded = ok(&format!(
-        "{MINIMAL}  allowedOrigins: ['*']\noauth2:\n  skipApprovalScreen: true\ngrpc:\n  addr: 127.0.0.1:5557\n"
+        "{MINIMAL}  clientRemoteIP:\n    header: X-Forwarded-For\noauth2:\n  skipApprovalScreen: true\n  passwordConnector: local\nenablePasswordDB: true\ngrpc:\n  addr: 127.0.0.1:5557\n"
     ));
     let warnings = warnings(&loaded);
     assert_has(
         &warnings,
-        "config.yaml:6: web.allowedOrigins: recognised but not implemented yet (coming with the OpenID Connect core); ignored",
+        "config.yaml:6: web.clientRemoteIP: recognised but not implemented yet (client addresses are not logged yet); ignored",
     );
     assert_has(
         &warnings,
-        "config.yaml:7: oauth2: recognised but not implemented yet (coming with the OpenID Connect core); ignored",
+        "config.yaml:10: oauth2.passwordConnector: recognised but not implemented yet (coming with the device, password, client-credentials and token-exchange grants); ignored",
     );
     assert_has(
         &warnings,
-        "config.yaml:9: grpc: the gRPC API is recognised but not implemented yet; nothing listens on grpc.addr",
+        "config.yaml:12: grpc: the gRPC API is recognised but not implemented yet; nothing listens on grpc.addr",
     );
+    assert_eq!(warnings.len(), 3, "supported options do not warn: {warnings:#?}");
 }
 
 #[test]

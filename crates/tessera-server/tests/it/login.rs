@@ -36,6 +36,11 @@ pub async fn server_with_clock(extra: &str) -> (Running, Arc<TestClock>) {
 
 /// The same server, with the mock upstream limited to `grants` (a YAML list; empty: no limit).
 pub async fn server_with_connector_grants(extra: &str, grants: &str) -> (Running, Arc<TestClock>) {
+    server_with_web(extra, grants, "").await
+}
+
+/// The same server, with more `web:` keys (`web_extra`, indented as under `web:`).
+pub async fn server_with_web(extra: &str, grants: &str, web_extra: &str) -> (Running, Arc<TestClock>) {
     let mock_grants = if grants.is_empty() { String::new() } else { format!("  grantTypes: {grants}\n") };
     let port = free_port();
     let text = format!(
@@ -44,7 +49,7 @@ storage:
   type: memory
 web:
   http: 127.0.0.1:{port}
-enablePasswordDB: true
+{web_extra}enablePasswordDB: true
 staticPasswords:
 - email: admin@example.com
   hash: "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W"

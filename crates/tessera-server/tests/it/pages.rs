@@ -74,3 +74,35 @@ async fn frontend_dir_overrides_templates_and_assets() {
     running.shutdown().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn cors_and_security_headers_follow_the_web_section() {
+    let web = "  allowedOrigins: ['https://spa.example']\n  headers:\n    X-Frame-Options: DENY\n    Content-Security-Policy: \"default-src 'self'\"\n";
+    let (running, _) = crate::login::server_with_web("", "", web).await;
+    let http = reqwest::Client::new();
+    let discovery = http
+        .get(format!("{}/dex/.well-known/openid-configuration", running.base))
+        .header("origin", "https://spa.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(discovery.headers()["access-control-allow-origin"], "https://spa.example");
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, format!("{}/dex/token", running.base))
+        .header("origin", "https://spa.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-headers"], "authorization");
+    let other =
+        http.get(format!("{}/dex/keys", running.base)).header("origin", "https://evil.example").send().await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none(), "only configured origins");
+    let page = http.get(format!("{}/dex/auth?client_id=example-app", running.base)).send().await.unwrap();
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert_eq!(page.headers()["content-security-policy"], "default-src 'self'");
+    assert!(page.headers().get("access-control-allow-origin").is_none(), "pages get no CORS");
+    running.shutdown().await;
+}
