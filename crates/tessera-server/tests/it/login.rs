@@ -530,3 +530,40 @@ async fn token_endpoint_refuses_bad_clients_and_grants() {
     assert_eq!(get.status(), StatusCode::BAD_REQUEST);
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn prompt_none_cannot_show_the_consent_screen() {
+    let running = server("").await;
+    let browser = Browser::new(APP);
+    let query = format!("{}&prompt=none", code_query("openid"));
+    let back = browser.follow(browser.get(&format!("{}/dex/auth/mock?{query}", running.base)).await).await;
+    let error = params(back.location.as_ref().expect("back at the app"), false);
+    assert_eq!(error["error"], "interaction_required");
+    assert_eq!(error["state"], "st-123");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn mock_password_connector_logs_in_through_the_form() {
+    let extra = "oauth2:\n  skipApprovalScreen: true\nconnectors:\n- type: mockPassword\n  id: mockpw\n  name: Mock Password\n  config:\n    username: kilgore\n    password: secret\n";
+    let port = free_port();
+    let text = format!(
+        "issuer: http://127.0.0.1:{port}/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:{port}\nstaticClients:\n- id: example-app\n  secret: {APP_SECRET}\n  name: Example App\n  redirectURIs: ['{REDIRECT}']\n{extra}"
+    );
+    let config = parse(&text, "mockpw.yaml", &Env::default()).unwrap().config;
+    let running = start(config, Arc::new(TestClock::new(datetime!(2026-11-23 12:00 UTC)))).await;
+    let browser = Browser::new(APP);
+    let form = browser.follow(browser.get(&auth_url(&running, &code_query("openid email"))).await).await;
+    assert!(form.body.contains("<label for=\"login\">Username</label>"), "{}", form.body);
+    assert!(!form.body.contains("Select another login method"), "only one connector");
+    let refused = browser.submit(&form, &[("login", "kilgore"), ("password", "wrong")], None).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.body.contains("Invalid Username and password."));
+    let back = browser.submit(&refused, &[("login", "kilgore"), ("password", "secret")], None).await;
+    let (status, tokens) = redeem_code(&running, &params(back.location.as_ref().unwrap(), false)["code"]).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = verify(&running, tokens["id_token"].as_str().unwrap(), "example-app").await;
+    assert_eq!(claims["email"], "kilgore@kilgore.trout");
+    assert_eq!(claims["sub"], tessera_core::subject::encode_subject("0-385-28089-0", "mockpw"));
+    running.shutdown().await;
+}
