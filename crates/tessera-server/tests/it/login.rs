@@ -100,6 +100,18 @@ pub fn urlencode(text: &str) -> String {
 
 /// Logs in with the password form, approving consent, and returns where the browser was sent.
 async fn password_login(browser: &Browser, running: &Running, query: &str) -> Landing {
+    let form = password_form(browser, running, query).await;
+    let consent = browser.submit(&form, &[("login", "admin@example.com"), ("password", "password")], None).await;
+    if consent.status.is_redirection() {
+        return consent;
+    }
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
+    assert!(consent.body.contains("Example App"), "{}", consent.body);
+    browser.submit(&consent, &[], Some(("approval", "approve"))).await
+}
+
+/// From the app's request through the connector choice to the password database's form.
+async fn password_form(browser: &Browser, running: &Running, query: &str) -> Landing {
     let choice = browser.follow(browser.get(&auth_url(running, query)).await).await;
     assert_eq!(choice.status, StatusCode::OK, "{}", choice.body);
     assert!(choice.body.contains("Log in with Email"), "{}", choice.body);
@@ -108,13 +120,7 @@ async fn password_login(browser: &Browser, running: &Running, query: &str) -> La
     let form = browser.follow(browser.get(&crate::browser::resolve(&choice.url, &local)).await).await;
     assert_eq!(form.status, StatusCode::OK, "{}", form.body);
     assert!(form.body.contains("Email Address"));
-    let consent = browser.submit(&form, &[("login", "admin@example.com"), ("password", "password")], None).await;
-    if consent.status.is_redirection() {
-        return consent;
-    }
-    assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
-    assert!(consent.body.contains("Example App"), "{}", consent.body);
-    browser.submit(&consent, &[], Some(("approval", "approve"))).await
+    form
 }
 
 /// The href of the link with `class` among its classes.
@@ -207,10 +213,7 @@ async fn code_flow_through_the_password_form_and_consent() {
 async fn wrong_credentials_show_the_form_again() {
     let running = server("").await;
     let browser = Browser::new(APP);
-    let choice = browser.follow(browser.get(&auth_url(&running, &code_query("openid"))).await).await;
-    let form = browser
-        .follow(browser.get(&crate::browser::resolve(&choice.url, &link(&choice.body, "connector-local"))).await)
-        .await;
+    let form = password_form(&browser, &running, &code_query("openid")).await;
     let again = browser.submit(&form, &[("login", "admin@example.com"), ("password", "wrong")], None).await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
     assert!(again.body.contains("Invalid Email Address and password."), "{}", again.body);
@@ -462,10 +465,7 @@ async fn request_errors_are_pages_or_redirects_as_in_dex() {
 async fn steps_cannot_be_skipped_or_forged() {
     let running = server("").await;
     let browser = Browser::new(APP);
-    let choice = browser.follow(browser.get(&auth_url(&running, &code_query("openid"))).await).await;
-    let form = browser
-        .follow(browser.get(&crate::browser::resolve(&choice.url, &link(&choice.body, "connector-local"))).await)
-        .await;
+    let form = password_form(&browser, &running, &code_query("openid")).await;
     let login = crate::browser::Form::parse(&form.body).unwrap();
     let fields =
         vec![("login".to_owned(), "admin@example.com".to_owned()), ("password".to_owned(), "password".to_owned())];
