@@ -1,0 +1,175 @@
+//! Enrichers run in order; a later one wins a key conflict; an error stops everything (no token,
+//! no partial token). Reserved names that still arrive at run time are dropped, logged and counted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Map, Value};
+
+use crate::reserved::Guard;
+use crate::{ClaimsEnricher, EnrichError, EnrichmentContext};
+
+/// Where an enricher's claims go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destinations {
+    pub id_token: bool,
+    pub access_token: bool,
+    pub userinfo: bool,
+    pub introspection: bool,
+}
+
+impl Default for Destinations {
+    fn default() -> Self {
+        Self { id_token: true, access_token: true, userinfo: true, introspection: true }
+    }
+}
+
+/// One enricher in the chain, with its name (for logs and errors) and policy.
+pub struct Link {
+    pub name: String,
+    pub enricher: Arc<dyn ClaimsEnricher>,
+    pub guard: Guard,
+    pub destinations: Destinations,
+}
+
+/// The chain's claims, per destination.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Enriched {
+    pub id_token: Map<String, Value>,
+    pub access_token: Map<String, Value>,
+    pub userinfo: Map<String, Value>,
+    pub introspection: Map<String, Value>,
+}
+
+/// Which enricher failed, and why (no claim values: this is logged).
+#[derive(Debug, thiserror::Error)]
+#[error("custom claims enricher {enricher:?} failed: {error}")]
+pub struct ChainError {
+    pub enricher: String,
+    #[source]
+    pub error: EnrichError,
+}
+
+#[derive(Default)]
+pub struct Chain {
+    links: Vec<Link>,
+    reserved_dropped: AtomicU64,
+}
+
+impl Chain {
+    pub fn new(links: Vec<Link>) -> Self {
+        Self { links, reserved_dropped: AtomicU64::new(0) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.links.iter().map(|link| link.name.as_str()).collect()
+    }
+
+    /// How many reserved claims enrichers produced at run time and the chain dropped.
+    pub fn reserved_dropped(&self) -> u64 {
+        self.reserved_dropped.load(Ordering::Relaxed)
+    }
+
+    pub async fn run(&self, context: &EnrichmentContext) -> Result<Enriched, ChainError> {
+        let mut enriched = Enriched::default();
+        for link in &self.links {
+            let mut claims = Map::new();
+            link.enricher
+                .enrich(context, &mut claims)
+                .await
+                .map_err(|error| ChainError { enricher: link.name.clone(), error })?;
+            for (name, value) in claims {
+                if let Err(reserved) = link.guard.check(&name) {
+                    // The start-up checks passed, so the source changed since (a new column, say):
+                    // the standard value stands.
+                    self.reserved_dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(enricher = %link.name, claim = %name, "dropped a reserved claim: {reserved}");
+                    continue;
+                }
+                let targets = [
+                    (link.destinations.id_token, &mut enriched.id_token),
+                    (link.destinations.access_token, &mut enriched.access_token),
+                    (link.destinations.userinfo, &mut enriched.userinfo),
+                    (link.destinations.introspection, &mut enriched.introspection),
+                ];
+                for (wanted, target) in targets {
+                    if wanted {
+                        target.insert(name.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        Ok(enriched)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    struct Fixed(Value);
+
+    #[async_trait]
+    impl ClaimsEnricher for Fixed {
+        async fn enrich(&self, _: &EnrichmentContext, claims: &mut Map<String, Value>) -> Result<(), EnrichError> {
+            if let Value::Object(map) = &self.0 {
+                claims.extend(map.clone());
+            }
+            Ok(())
+        }
+    }
+
+    struct Failing;
+
+    #[async_trait]
+    impl ClaimsEnricher for Failing {
+        async fn enrich(&self, _: &EnrichmentContext, _: &mut Map<String, Value>) -> Result<(), EnrichError> {
+            Err(EnrichError::Failed("database is down".into()))
+        }
+    }
+
+    fn link(name: &str, enricher: impl ClaimsEnricher + 'static, destinations: Destinations) -> Link {
+        Link { name: name.into(), enricher: Arc::new(enricher), guard: Guard::default(), destinations }
+    }
+
+    #[tokio::test]
+    async fn later_enrichers_win_and_destinations_filter() {
+        let access_only = Destinations { id_token: false, userinfo: false, introspection: false, access_token: true };
+        let chain = Chain::new(vec![
+            link("first", Fixed(json!({"org": "acme", "plan": "free"})), Destinations::default()),
+            link("second", Fixed(json!({"plan": "enterprise", "internal": 1})), access_only),
+        ]);
+        let enriched = chain.run(&EnrichmentContext::default()).await.unwrap();
+        assert_eq!(Value::Object(enriched.id_token), json!({"org": "acme", "plan": "free"}));
+        assert_eq!(Value::Object(enriched.access_token), json!({"org": "acme", "plan": "enterprise", "internal": 1}));
+    }
+
+    #[tokio::test]
+    async fn an_error_stops_the_chain_and_names_the_enricher() {
+        let chain = Chain::new(vec![
+            link("static", Fixed(json!({"org": "acme"})), Destinations::default()),
+            link("tenants", Failing, Destinations::default()),
+        ]);
+        let err = chain.run(&EnrichmentContext::default()).await.unwrap_err();
+        assert_eq!(err.enricher, "tenants");
+        assert_eq!(err.to_string(), "custom claims enricher \"tenants\" failed: database is down");
+    }
+
+    #[tokio::test]
+    async fn reserved_claims_arriving_at_run_time_are_dropped_and_counted() {
+        let chain = Chain::new(vec![link(
+            "db",
+            Fixed(json!({"sub": "admin", "email": "x@y", "org": "acme"})),
+            Destinations::default(),
+        )]);
+        let enriched = chain.run(&EnrichmentContext::default()).await.unwrap();
+        assert_eq!(Value::Object(enriched.id_token), json!({"org": "acme"}));
+        assert_eq!(chain.reserved_dropped(), 2);
+    }
+}
