@@ -9,18 +9,17 @@ use serde_json::{Map, Value};
 use crate::reserved::Guard;
 use crate::{ClaimsEnricher, EnrichError, EnrichmentContext};
 
-/// Where an enricher's claims go.
+/// Where an enricher's claims go. `/userinfo` and introspection answer from the access token, so
+/// they show what it carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Destinations {
     pub id_token: bool,
     pub access_token: bool,
-    pub userinfo: bool,
-    pub introspection: bool,
 }
 
 impl Default for Destinations {
     fn default() -> Self {
-        Self { id_token: true, access_token: true, userinfo: true, introspection: true }
+        Self { id_token: true, access_token: true }
     }
 }
 
@@ -37,8 +36,6 @@ pub struct Link {
 pub struct Enriched {
     pub id_token: Map<String, Value>,
     pub access_token: Map<String, Value>,
-    pub userinfo: Map<String, Value>,
-    pub introspection: Map<String, Value>,
 }
 
 /// Which enricher failed, and why (no claim values: this is logged).
@@ -93,8 +90,6 @@ impl Chain {
                 let targets = [
                     (link.destinations.id_token, &mut enriched.id_token),
                     (link.destinations.access_token, &mut enriched.access_token),
-                    (link.destinations.userinfo, &mut enriched.userinfo),
-                    (link.destinations.introspection, &mut enriched.introspection),
                 ];
                 for (wanted, target) in targets {
                     if wanted {
@@ -140,7 +135,7 @@ mod tests {
 
     #[tokio::test]
     async fn later_enrichers_win_and_destinations_filter() {
-        let access_only = Destinations { id_token: false, userinfo: false, introspection: false, access_token: true };
+        let access_only = Destinations { id_token: false, access_token: true };
         let chain = Chain::new(vec![
             link("first", Fixed(json!({"org": "acme", "plan": "free"})), Destinations::default()),
             link("second", Fixed(json!({"plan": "enterprise", "internal": 1})), access_only),

@@ -68,6 +68,27 @@ pub struct TokenClaims {
     pub jti: String,
 }
 
+/// The claims tessera itself puts in tokens; any other claim in a token is a custom claim.
+pub const STANDARD_CLAIMS: [&str; 17] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "azp",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "email",
+    "email_verified",
+    "groups",
+    "name",
+    "preferred_username",
+    "federated_claims",
+    "auth_time",
+    "jti",
+];
+
 /// Everything a token's claims depend on.
 #[derive(Debug, Clone)]
 pub struct TokenContext<'a> {

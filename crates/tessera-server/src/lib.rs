@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod connectors;
+pub mod custom_claims;
 pub mod health;
 pub mod http;
 pub mod refresh_tokens;

@@ -33,6 +33,8 @@ pub enum StartError {
     Connectors(#[from] crate::connectors::ConnectorsError),
     #[error("{0}")]
     Pages(#[from] crate::web::PagesError),
+    #[error("{0}")]
+    Claims(#[from] crate::custom_claims::ClaimsSetupError),
     #[error("signing keys: {0}")]
     Keys(#[from] crate::signer::SignerError),
     #[error("cannot listen on {address} ({what}): {source}")]
@@ -93,7 +95,8 @@ impl BoundServer {
         signer.rotate_and_load().await?;
         let connectors = Arc::new(Connectors::open(&storage, config.flags.continue_on_connector_failure).await?);
         let pages = Pages::new(&config)?;
-        let state = AppState { config: Arc::new(config), storage, clock, health, signer, connectors, pages };
+        let claims = Arc::new(crate::custom_claims::build_chain(&config).await?);
+        let state = AppState { config: Arc::new(config), storage, clock, health, signer, connectors, pages, claims };
         Ok(Self { state, web, telemetry })
     }
 

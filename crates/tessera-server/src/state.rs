@@ -20,4 +20,6 @@ pub struct AppState {
     pub signer: Arc<Signer>,
     pub connectors: Arc<Connectors>,
     pub pages: Arc<Pages>,
+    /// The custom-claims enrichers, run for every token minted.
+    pub claims: Arc<tessera_claims::Chain>,
 }

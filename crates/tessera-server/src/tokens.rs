@@ -2,16 +2,18 @@
 //! signing algorithm, signed with the cached key. Every grant that issues tokens comes through here.
 
 use serde::Serialize;
+use serde_json::{Map, Value};
+use tessera_claims::Enriched;
 use tessera_core::error::OAuthError;
 use tessera_core::id::new_id;
 use tessera_core::model::{Claims, Client};
 use tessera_core::scope::{self, cross_client_peer};
-use tessera_core::token::{TokenContext, token_claims};
+use tessera_core::token::{TokenClaims, TokenContext, token_claims};
 use tessera_jose::left_half_hash;
 use tessera_storage::StorageError;
 use time::OffsetDateTime;
 
-use crate::AppState;
+use crate::{AppState, custom_claims};
 
 /// What a token is minted for.
 pub struct MintRequest<'a> {
@@ -24,6 +26,8 @@ pub struct MintRequest<'a> {
     /// The authorization code issued alongside (hybrid flow), for `c_hash`.
     pub code: Option<&'a str>,
     pub with_id_token: bool,
+    /// The grant minting the token, for the custom-claims enrichers.
+    pub grant_type: &'a str,
 }
 
 pub struct Minted {
@@ -82,6 +86,22 @@ async fn check_peers(state: &AppState, client_id: &str, scopes: &[String]) -> Re
 
 pub async fn mint(state: &AppState, request: &MintRequest<'_>) -> Result<Minted, OAuthError> {
     check_peers(state, request.client_id, request.scopes).await?;
+    // Custom claims first: a failing enricher means no token at all, not a token without them.
+    let enriched = if state.claims.is_empty() {
+        Enriched::default()
+    } else {
+        let context = custom_claims::context(
+            request.claims,
+            request.connector_id,
+            request.client_id,
+            request.scopes,
+            request.grant_type,
+        );
+        state.claims.run(&context).await.map_err(|err| {
+            tracing::error!(client = request.client_id, grant = request.grant_type, "{err}");
+            OAuthError::server_error()
+        })?
+    };
     let keys = state.signer.active().ok_or_else(|| internal("no signing key"))?;
     let alg = keys.signing.alg();
     let now = state.clock.now();
@@ -101,16 +121,26 @@ pub async fn mint(state: &AppState, request: &MintRequest<'_>) -> Result<Minted,
     // Dex's access tokens carry the ID token's claims, with an at_hash over a throwaway value.
     let mut access = token_claims(&context(new_id()));
     access.at_hash = Some(left_half_hash(alg, &new_id()));
-    let access_token = keys.signing.sign_jwt(&access).map_err(internal)?;
+    let access_token = keys.signing.sign_jwt(&with_custom(&access, &enriched.access_token)?).map_err(internal)?;
     let id_token = if request.with_id_token {
         let mut id = token_claims(&context(new_id()));
         id.at_hash = Some(left_half_hash(alg, &access_token));
         id.c_hash = request.code.map(|code| left_half_hash(alg, code));
-        Some(keys.signing.sign_jwt(&id).map_err(internal)?)
+        Some(keys.signing.sign_jwt(&with_custom(&id, &enriched.id_token)?).map_err(internal)?)
     } else {
         None
     };
     Ok(Minted { access_token, id_token, expires_in: lifetime.whole_seconds() })
+}
+
+/// The standard claims with the custom ones added. The chain already refused reserved names, so
+/// a custom claim replaces a standard one only where the operator allowed that identity claim.
+fn with_custom(standard: &TokenClaims, custom: &Map<String, Value>) -> Result<Map<String, Value>, OAuthError> {
+    let Value::Object(mut claims) = serde_json::to_value(standard).map_err(internal)? else {
+        return Err(internal("claims are not an object"));
+    };
+    claims.extend(custom.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(claims)
 }
 
 /// Whether a token for these scopes gets an ID token at the token endpoint (only with `openid`).

@@ -27,6 +27,11 @@ pub async fn check_config(path: PathBuf) -> ExitCode {
         eprintln!("error: {}: storage: {err}", path.display());
         return ExitCode::from(EXIT_CONFIG);
     }
+    // The same checks serve runs: each Postgres enricher connects and its query is prepared.
+    if let Err(err) = tessera_server::custom_claims::build_chain(&config).await {
+        eprintln!("error: {}: {err}", path.display());
+        return ExitCode::from(EXIT_CONFIG);
+    }
     print!("{}", summary(&path, &config, warnings.len()));
     ExitCode::SUCCESS
 }
@@ -42,6 +47,19 @@ fn summary(path: &std::path::Path, config: &Config, warnings: usize) -> String {
     };
     let clients = names(config.static_clients.iter().map(|c| c.id.clone()).collect());
     let connectors = names(config.connectors.iter().map(|c| format!("{} ({})", c.id, c.kind)).collect());
+    let claims = names(
+        config
+            .custom_claims
+            .iter()
+            .map(|e| {
+                let kind = match e.source {
+                    tessera_server::config::EnricherSource::Static(_) => "static",
+                    tessera_server::config::EnricherSource::Postgres(_) => "postgres, query checked",
+                };
+                format!("{} ({kind})", e.name)
+            })
+            .collect(),
+    );
     let path_note = match config.issuer_path() {
         "" => String::new(),
         prefix => format!(" (routes under {prefix})"),
@@ -59,6 +77,7 @@ fn summary(path: &std::path::Path, config: &Config, warnings: usize) -> String {
             if config.enable_password_db { "enabled" } else { "disabled" }
         ),
         format!("  connectors: {connectors}"),
+        format!("  claims:     {claims}"),
         format!("  warnings:   {warnings}"),
         String::new(),
     ]

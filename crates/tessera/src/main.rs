@@ -1,6 +1,7 @@
 //! The `tessera` command: `serve`, `check-config` and `version`, with Dex's flags.
 
 mod check;
+mod claims;
 mod logging;
 
 use std::path::PathBuf;
@@ -31,8 +32,17 @@ enum Command {
         /// The configuration file.
         config: PathBuf,
     },
+    /// Custom claims tools.
+    #[command(subcommand)]
+    Claims(ClaimsCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum ClaimsCommand {
+    /// Print the claims the custom-claims chain would add for a user, or the error that would block the token.
+    Preview(claims::PreviewArgs),
 }
 
 #[derive(Args)]
@@ -63,6 +73,7 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig { config } => run_async(check::check_config(config)),
         Command::Serve(args) => run_async(serve(args)),
+        Command::Claims(ClaimsCommand::Preview(args)) => run_async(claims::preview(args)),
     }
 }
 

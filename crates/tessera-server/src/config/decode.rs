@@ -57,6 +57,7 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
     {
         d.error(top.line_of("oauth2"), "oauth2.passwordConnector", format!("no connector has the id {name:?}"));
     }
+    let custom_claims = super::claims::custom_claims(&mut top, d, env, strict);
     for section in ["sessions", "mfa"] {
         if top.node(section).is_some() {
             let (line, path) = (top.line_of(section), section);
@@ -89,6 +90,7 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
         enable_password_db,
         static_passwords,
         connectors,
+        custom_claims,
         flags: flags.clone(),
     })
 }

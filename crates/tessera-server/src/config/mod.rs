@@ -4,6 +4,7 @@
 //! ([`decode`]); every problem on the way is collected, so one run reports them all, each as
 //! `file:line: key.path: message`.
 
+mod claims;
 mod decode;
 mod diagnostics;
 mod duration;

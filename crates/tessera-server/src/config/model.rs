@@ -26,7 +26,25 @@ pub struct Config {
     pub static_passwords: Vec<Password>,
     /// Configured connectors, plus `local` when the password database is enabled.
     pub connectors: Vec<Connector>,
+    /// Custom-claims enrichers, in the order they run.
+    pub custom_claims: Vec<EnricherConfig>,
     pub flags: Flags,
+}
+
+/// One configured custom-claims enricher.
+#[derive(Debug, Clone)]
+pub struct EnricherConfig {
+    pub name: String,
+    pub source: EnricherSource,
+    pub destinations: tessera_claims::Destinations,
+    pub guard: tessera_claims::reserved::Guard,
+}
+
+#[derive(Debug, Clone)]
+pub enum EnricherSource {
+    /// A JSON object (already checked).
+    Static(serde_json::Value),
+    Postgres(tessera_claims::PostgresSettings),
 }
 
 impl Config {

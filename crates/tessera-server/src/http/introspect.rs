@@ -14,6 +14,7 @@ use tessera_core::model::RefreshToken;
 use tessera_core::refresh::{expired, secret_accepted};
 use tessera_core::scope::{self, EMAIL, GROUPS, PROFILE};
 use tessera_core::subject::{decode_refresh_token, encode_subject};
+use tessera_core::token::STANDARD_CLAIMS;
 
 use super::token::error_response;
 use crate::AppState;
@@ -76,8 +77,12 @@ fn access_token(claims: Map<String, Value>) -> Introspection {
         Value::String(one) => one.clone(),
         _ => text("azp"),
     };
-    let ext =
-        EXTRA_CLAIMS.iter().filter_map(|name| claims.get(*name).map(|v| ((*name).to_owned(), v.clone()))).collect();
+    // Dex's identity claims, and the custom claims the access token carries.
+    let ext = claims
+        .iter()
+        .filter(|(name, _)| EXTRA_CLAIMS.contains(&name.as_str()) || !STANDARD_CLAIMS.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
     Introspection {
         active: true,
         client_id,

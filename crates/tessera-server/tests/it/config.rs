@@ -380,3 +380,102 @@ fn broken_files_fail_with_one_clear_line() {
     let not_a_map = errors("- just\n- a list\n");
     assert_has(&not_a_map, "config.yaml:1: expected a mapping, found a list");
 }
+
+#[test]
+fn custom_claims_from_the_environment_are_checked_at_load() {
+    let error = |pairs: &[(&str, &str)]| errors_with(MINIMAL, &Env::from_pairs(pairs.iter().copied()));
+    assert!(
+        error(&[("DEX_CUSTOM_CLAIMS_STATIC", "{not json")])[0]
+            .starts_with("config.yaml: DEX_CUSTOM_CLAIMS_STATIC: invalid JSON:")
+    );
+    assert_has(
+        &error(&[("DEX_CUSTOM_CLAIMS_STATIC", "[1, 2]")]),
+        "config.yaml: DEX_CUSTOM_CLAIMS_STATIC: expected a JSON object, found an array",
+    );
+    assert_has(
+        &error(&[("DEX_CUSTOM_CLAIMS_STATIC", r#"{"iss": "https://evil.example"}"#)]),
+        "config.yaml: DEX_CUSTOM_CLAIMS_STATIC: claim \"iss\" is reserved and can never be set by custom claims",
+    );
+    assert_has(
+        &error(&[("DEX_CUSTOM_CLAIMS_POSTGRES_QUERY", "SELECT 1 AS one")]),
+        "config.yaml: DEX_CUSTOM_CLAIMS_POSTGRES_URI: is required when DEX_CUSTOM_CLAIMS_POSTGRES_QUERY is set",
+    );
+    let uri_and_query = [
+        ("DEX_CUSTOM_CLAIMS_POSTGRES_URI", "postgres://db/claims"),
+        ("DEX_CUSTOM_CLAIMS_POSTGRES_QUERY", "SELECT 1 AS one"),
+    ];
+    let with_args = |args: &'static str| {
+        let mut pairs = uri_and_query.to_vec();
+        pairs.push(("DEX_CUSTOM_CLAIMS_POSTGRES_QUERY_ARGS", args));
+        error(&pairs)
+    };
+    assert!(
+        with_args(r#"{"a": 1}"#)[0]
+            .starts_with("config.yaml: DEX_CUSTOM_CLAIMS_POSTGRES_QUERY_ARGS: expected a JSON array of strings")
+    );
+    assert!(
+        with_args(r#"["{{.UserID}}", "{{.Role}}"]"#)[0]
+            .starts_with("config.yaml: DEX_CUSTOM_CLAIMS_POSTGRES_QUERY_ARGS[1]: unknown field \"Role\"")
+    );
+
+    let loaded = ok_with(
+        MINIMAL,
+        &Env::from_pairs(uri_and_query.iter().copied().chain([("DEX_CUSTOM_CLAIMS_STATIC", "{\"a\": 1}")])),
+    );
+    let names: Vec<&str> = loaded.config.custom_claims.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, vec!["env-static", "env-postgres"], "the fork's order: static, then Postgres");
+}
+
+#[test]
+fn the_custom_claims_section_is_checked_at_load() {
+    let text = format!(
+        "{MINIMAL}customClaims:
+  enrichers:
+  - name: plans
+    type: static
+    claims:
+      sub: forged
+  - name: plans
+    type: static
+    allowOverride: [email, aud]
+    destinations: [idToken, userinfo]
+    claims: {{plan: free}}
+  - name: db
+    type: postgres
+    uri: postgres://db/claims
+    args: ['{{{{.UserID}}}}', '{{{{.Nope}}}}']
+    onEmpty: sometimes
+    timeout: 0s
+  - name: other
+    type: ldap
+"
+    );
+    let errors = errors(&text);
+    assert_has(
+        &errors,
+        "config.yaml:10: customClaims.enrichers[0].claims: claim \"sub\" is reserved and can never be set by custom claims",
+    );
+    assert_has(&errors, "config.yaml:12: customClaims.enrichers[1].name: duplicate enricher name \"plans\"");
+    assert_has(
+        &errors,
+        "config.yaml:14: customClaims.enrichers[1].allowOverride: claim \"aud\" is reserved and can never be set by custom claims",
+    );
+    assert!(
+        errors.iter().any(|e| e
+            .starts_with("config.yaml:15: customClaims.enrichers[1].destinations: unknown destination \"userinfo\"")),
+        "{errors:#?}"
+    );
+    assert_has(&errors, "config.yaml:17: customClaims.enrichers[2].query: is required");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("config.yaml:20: customClaims.enrichers[2].args[1]: unknown field \"Nope\"")),
+        "{errors:#?}"
+    );
+    assert_has(&errors, "config.yaml:21: customClaims.enrichers[2].onEmpty: \"sometimes\" is not ignore or error");
+    assert_has(&errors, "config.yaml:22: customClaims.enrichers[2].timeout: must be more than zero");
+    assert_has(
+        &errors,
+        "config.yaml:24: customClaims.enrichers[3].type: unknown enricher type \"ldap\" (expected static or postgres)",
+    );
+}

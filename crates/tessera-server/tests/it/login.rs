@@ -41,6 +41,16 @@ pub async fn server_with_connector_grants(extra: &str, grants: &str) -> (Running
 
 /// The same server, with more `web:` keys (`web_extra`, indented as under `web:`).
 pub async fn server_with_web(extra: &str, grants: &str, web_extra: &str) -> (Running, Arc<TestClock>) {
+    server_with_env(extra, grants, web_extra, &Env::default()).await.unwrap()
+}
+
+/// The same server, read with `env` as its environment; `Err` when it does not start.
+pub async fn server_with_env(
+    extra: &str,
+    grants: &str,
+    web_extra: &str,
+    env: &Env,
+) -> Result<(Running, Arc<TestClock>), String> {
     let mock_grants = if grants.is_empty() { String::new() } else { format!("  grantTypes: {grants}\n") };
     let port = free_port();
     let text = format!(
@@ -77,9 +87,10 @@ connectors:
   trustedPeers: [example-app]
 {extra}"#
     );
-    let config = parse(&text, "login.yaml", &Env::default()).unwrap().config;
+    let config = parse(&text, "login.yaml", env).map_err(|e| e.to_string())?.config;
     let clock = Arc::new(TestClock::new(datetime!(2026-11-23 12:00 UTC)));
-    (start(config, clock.clone()).await, clock)
+    let running = crate::serve::try_start(config, clock.clone()).await?;
+    Ok((running, clock))
 }
 
 pub fn auth_url(running: &Running, query: &str) -> String {

@@ -4,6 +4,7 @@
 mod browser;
 mod chromium;
 mod config;
+mod custom_claims;
 mod discovery_and_keys;
 mod lifecycle;
 mod login;

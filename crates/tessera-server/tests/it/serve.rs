@@ -31,7 +31,12 @@ pub struct Running {
 }
 
 pub async fn start(config: tessera_server::config::Config, clock: Arc<dyn Clock>) -> Running {
-    let server = BoundServer::start(config, clock).await.unwrap();
+    try_start(config, clock).await.unwrap()
+}
+
+/// Starts a server, or says why it did not start.
+pub async fn try_start(config: tessera_server::config::Config, clock: Arc<dyn Clock>) -> Result<Running, String> {
+    let server = BoundServer::start(config, clock).await.map_err(|e| e.to_string())?;
     let base = format!("http://{}", server.web_addr().unwrap());
     let telemetry = server.telemetry_addr().map(|a| format!("http://{a}")).unwrap_or_default();
     let state = server.state.clone();
@@ -39,7 +44,7 @@ pub async fn start(config: tessera_server::config::Config, clock: Arc<dyn Clock>
     let task = tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
-    Running { state, base, telemetry, stop, task }
+    Ok(Running { state, base, telemetry, stop, task })
 }
 
 impl Running {

@@ -174,3 +174,76 @@ fn serve_runs_the_dev_config_and_stops_on_sigterm() {
     assert!(get(web, "/dex/healthz").is_none(), "the port is closed after shutdown");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+fn minimal_config(dir: &Path) -> PathBuf {
+    let path = dir.join("claims.yaml");
+    std::fs::write(
+        &path,
+        "issuer: https://id.example/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:0\nenablePasswordDB: true\n",
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn claims_preview_shows_what_a_token_would_carry() {
+    let dir = temp_dir("preview");
+    let config = minimal_config(&dir);
+    let out = Command::new(BIN)
+        .args(["claims", "preview", config.to_str().unwrap(), "--user-id", "u-1", "--email", "alice@acme.example"])
+        .env("DEX_CUSTOM_CLAIMS_STATIC", r#"{"plan": "pro", "policy": {"pgrole": "authn"}}"#)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["id_token"]["plan"], "pro");
+    assert_eq!(shown["access_token"]["policy"]["pgrole"], "authn");
+
+    let bad = Command::new(BIN)
+        .args(["claims", "preview", config.to_str().unwrap(), "--user-id", "u-1"])
+        .env("DEX_CUSTOM_CLAIMS_STATIC", r#"{"sub": "admin"}"#)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("DEX_CUSTOM_CLAIMS_STATIC: claim \"sub\" is reserved"), "{}", text(&bad.stderr));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn claims_preview_and_check_config_run_the_postgres_checks() {
+    let url = match std::env::var("TESSERA_TEST_POSTGRES_URL") {
+        Ok(url) => url,
+        Err(_) if std::env::var_os("CI").is_some() => panic!("CI is set but TESSERA_TEST_POSTGRES_URL is not"),
+        Err(_) => return eprintln!("SKIPPED: TESSERA_TEST_POSTGRES_URL is not set"),
+    };
+    let uri = format!("{url}?sslmode=disable");
+    let dir = temp_dir("preview-pg");
+    let config = minimal_config(&dir);
+    let run = |command: &[&str], query: &str| {
+        Command::new(BIN)
+            .args(command)
+            .arg(config.to_str().unwrap())
+            .args(if command[0] == "claims" { vec!["--user-id", "u-7", "--email", "' OR 1=1 --"] } else { vec![] })
+            .env("DEX_CUSTOM_CLAIMS_POSTGRES_URI", &uri)
+            .env("DEX_CUSTOM_CLAIMS_POSTGRES_QUERY", query)
+            .env("DEX_CUSTOM_CLAIMS_POSTGRES_QUERY_ARGS", r#"["{{.UserID}}", "{{.Email}}"]"#)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["claims", "preview"], "SELECT $1::text AS tenant_user, length($2::text) AS email_length");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["id_token"], serde_json::json!({"tenant_user": "u-7", "email_length": 11}));
+
+    let out = run(&["check-config"], "SELECT $1::text AS sub, $2::text AS e");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("custom claims enricher \"env-postgres\": column \"sub\": claim \"sub\" is reserved"),
+        "{stderr}"
+    );
+    let out = run(&["check-config"], "SELECT $1::text AS tenant_user, $2::text AS e");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("claims:     env-postgres (postgres, query checked)"), "{}", text(&out.stdout));
+    std::fs::remove_dir_all(dir).unwrap();
+}

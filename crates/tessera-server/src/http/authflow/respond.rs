@@ -75,6 +75,7 @@ pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
             auth_time: request.auth_time,
             code: code.as_deref(),
             with_id_token: wants("id_token"),
+            grant_type: tessera_core::grant::IMPLICIT,
         },
     )
     .await;

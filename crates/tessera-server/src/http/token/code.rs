@@ -42,13 +42,8 @@ pub async fn redeem(state: &AppState, client: &Client, form: &TokenForm) -> Resu
     if connector.is_none() || !allowed {
         return Err(OAuthError::invalid_grant("Connector is not allowed for this client."));
     }
-    // Only one redemption gets past this line, however many race for it.
-    match state.storage.delete::<AuthCode>(&code.id).await {
-        Ok(()) => {}
-        Err(StorageError::NotFound) => return Err(invalid_code()),
-        Err(err) => return Err(internal(err)),
-    }
-
+    // Tokens first (the custom-claims enrichers may fail: then the code stays usable for a retry),
+    // then the single-use gate: only one redemption gets past it, however many race for it.
     let minted = mint(
         state,
         &MintRequest {
@@ -60,9 +55,15 @@ pub async fn redeem(state: &AppState, client: &Client, form: &TokenForm) -> Resu
             auth_time: code.auth_time,
             code: None,
             with_id_token: wants_id_token(&code.scopes),
+            grant_type: grant::AUTHORIZATION_CODE,
         },
     )
     .await?;
+    match state.storage.delete::<AuthCode>(&code.id).await {
+        Ok(()) => {}
+        Err(StorageError::NotFound) => return Err(invalid_code()),
+        Err(err) => return Err(internal(err)),
+    }
     let refreshable = connector.is_some_and(|c| c.refresh.is_some() && c.allows_grant(grant::REFRESH_TOKEN));
     let refresh_token = if scope::has(&code.scopes, OFFLINE_ACCESS) && refreshable {
         let new = NewRefreshToken {

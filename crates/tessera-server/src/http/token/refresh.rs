@@ -73,6 +73,28 @@ pub async fn refresh(state: &AppState, client: &Client, form: &TokenForm) -> Res
 
     let planned = decide(&token, now, &policy);
     let refreshed = if planned.refreshes_identity() { Some(refresh_identity(state, &token).await?) } else { None };
+    let claims =
+        refreshed.as_ref().map_or_else(|| token.claims.clone(), |identity| keep_user_id(&token.claims, identity));
+
+    // Tokens before the rotation is written: if minting fails (a custom-claims database is down),
+    // the refresh token stays as it was and the client can retry with it.
+    // Dex always returns an ID token on refresh, `openid` or not.
+    let minted = mint(
+        state,
+        &MintRequest {
+            client_id: &client.id,
+            scopes: &scopes,
+            claims: &claims,
+            connector_id: &token.connector_id,
+            nonce: &token.nonce,
+            auth_time: None,
+            code: None,
+            with_id_token: true,
+            grant_type: grant::REFRESH_TOKEN,
+        },
+    )
+    .await?;
+
     let new_secret = new_id();
     let stored = state
         .storage
@@ -80,17 +102,17 @@ pub async fn refresh(state: &AppState, client: &Client, form: &TokenForm) -> Res
             if !secret_accepted(&current, &secret, now, &policy) {
                 return Err(Abort::Claimed);
             }
-            match (decide(&current, now, &policy), planned, &refreshed) {
-                (Use::ReuseCurrent | Use::Unchanged, _, _) => Ok(current),
-                (Use::Rotate, Use::Rotate, Some(identity)) => {
+            match (decide(&current, now, &policy), planned) {
+                (Use::ReuseCurrent | Use::Unchanged, _) => Ok(current),
+                (Use::Rotate, Use::Rotate) => {
                     current.obsolete_token = std::mem::replace(&mut current.token, new_secret.clone());
                     current.last_used = now;
-                    current.claims = keep_user_id(&current.claims, identity);
+                    current.claims = claims.clone();
                     Ok(current)
                 }
-                (Use::Touch, Use::Touch, Some(identity)) => {
+                (Use::Touch, Use::Touch) => {
                     current.last_used = now;
-                    current.claims = keep_user_id(&current.claims, identity);
+                    current.claims = claims.clone();
                     Ok(current)
                 }
                 // Someone else used the token between our read and this write.
@@ -106,22 +128,6 @@ pub async fn refresh(state: &AppState, client: &Client, form: &TokenForm) -> Res
     if let Some(identity) = &refreshed {
         record_use(state, &stored, identity).await.map_err(internal)?;
     }
-
-    // Dex always returns an ID token on refresh, `openid` or not.
-    let minted = mint(
-        state,
-        &MintRequest {
-            client_id: &client.id,
-            scopes: &scopes,
-            claims: &stored.claims,
-            connector_id: &stored.connector_id,
-            nonce: &stored.nonce,
-            auth_time: None,
-            code: None,
-            with_id_token: true,
-        },
-    )
-    .await?;
     Ok(TokenResponse::new(minted, Some(encode_refresh_token(&stored.id, &stored.token))))
 }
 
