@@ -175,7 +175,8 @@ async fn a_reserved_column_stops_start_up() {
 async fn a_claims_database_outage_blocks_tokens_and_loses_nothing() {
     let Some(db) = ClaimsDb::new().await else { return };
     let env = db.env(SEED_QUERY, r#"["{{.UserID}}","{{.Email}}"]"#, None);
-    let (running, _) = server_with_env(SKIP_CONSENT, "", "", &env).await.unwrap();
+    let config = format!("{SKIP_CONSENT}  responseTypes: [code, id_token, token]\n");
+    let (running, _) = server_with_env(&config, "", "", &env).await.unwrap();
     let (status, tokens) = redeem_code(&running, &admin_code(&running, "openid email offline_access").await).await;
     assert_eq!(status, StatusCode::OK);
     let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
@@ -188,6 +189,12 @@ async fn a_claims_database_outage_blocks_tokens_and_loses_nothing() {
     let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str())];
     let (status, error) = redeem(&running, &form, Some(("example-app", APP_SECRET))).await;
     assert_eq!((status, error["error"].as_str()), (StatusCode::INTERNAL_SERVER_ERROR, Some("server_error")));
+    // In the browser flow the app is told by a redirect.
+    let browser = Browser::new(APP);
+    let implicit = code_query("openid").replace("response_type=code", "response_type=id_token+token");
+    let back = browser.follow(browser.get(&format!("{}/dex/auth/mock?{implicit}", running.base)).await).await;
+    let error = params(back.location.as_ref().expect("back at the app"), false);
+    assert_eq!((error["error"].as_str(), error["state"].as_str()), ("server_error", "st-123"));
     let health = reqwest::get(format!("{}/dex/healthz", running.base)).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK, "the server itself keeps serving");
 
