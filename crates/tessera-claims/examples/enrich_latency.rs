@@ -9,7 +9,7 @@ use serde_json::Map;
 use sqlx::{ConnectOptions, Connection, Executor};
 use tessera_claims::reserved::Guard;
 use tessera_claims::{
-    Chain, ClaimsEnricher, Destinations, EnrichmentContext, Link, PostgresEnricher, PostgresSettings, StaticEnricher,
+    Chain, ClaimsEnricher, EnrichmentContext, Link, PostgresEnricher, PostgresSettings, StaticEnricher,
 };
 
 const CALLS: usize = 5000;
@@ -41,17 +41,7 @@ async fn measure(name: &str, chain: &Chain, users: usize) {
 }
 
 fn chain(links: Vec<(&str, Arc<dyn ClaimsEnricher>)>) -> Chain {
-    Chain::new(
-        links
-            .into_iter()
-            .map(|(name, enricher)| Link {
-                name: name.into(),
-                enricher,
-                guard: Guard::default(),
-                destinations: Destinations::default(),
-            })
-            .collect(),
-    )
+    Chain::new(links.into_iter().map(|(name, enricher)| Link::new(name, enricher)).collect())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

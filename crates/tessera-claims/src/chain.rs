@@ -29,6 +29,28 @@ pub struct Link {
     pub enricher: Arc<dyn ClaimsEnricher>,
     pub guard: Guard,
     pub destinations: Destinations,
+    /// Only for these grant types (empty: all).
+    pub grant_types: Vec<String>,
+    /// Only for these clients (empty: all).
+    pub clients: Vec<String>,
+}
+
+impl Link {
+    pub fn new(name: impl Into<String>, enricher: Arc<dyn ClaimsEnricher>) -> Self {
+        Self {
+            name: name.into(),
+            enricher,
+            guard: Guard::default(),
+            destinations: Destinations::default(),
+            grant_types: Vec::new(),
+            clients: Vec::new(),
+        }
+    }
+
+    fn applies_to(&self, context: &EnrichmentContext) -> bool {
+        (self.grant_types.is_empty() || self.grant_types.contains(&context.grant_type))
+            && (self.clients.is_empty() || self.clients.contains(&context.client_id))
+    }
 }
 
 /// The chain's claims, per destination.
@@ -73,7 +95,7 @@ impl Chain {
 
     pub async fn run(&self, context: &EnrichmentContext) -> Result<Enriched, ChainError> {
         let mut enriched = Enriched::default();
-        for link in &self.links {
+        for link in self.links.iter().filter(|link| link.applies_to(context)) {
             let mut claims = Map::new();
             link.enricher
                 .enrich(context, &mut claims)
@@ -130,7 +152,28 @@ mod tests {
     }
 
     fn link(name: &str, enricher: impl ClaimsEnricher + 'static, destinations: Destinations) -> Link {
-        Link { name: name.into(), enricher: Arc::new(enricher), guard: Guard::default(), destinations }
+        Link { destinations, ..Link::new(name, Arc::new(enricher)) }
+    }
+
+    #[tokio::test]
+    async fn links_can_be_limited_to_grants_and_clients() {
+        let mut machines = link("machines", Fixed(json!({"kind": "machine"})), Destinations::default());
+        machines.grant_types = vec!["client_credentials".into()];
+        let mut web = link("web", Fixed(json!({"ui": true})), Destinations::default());
+        web.clients = vec!["web-app".into()];
+        let chain = Chain::new(vec![machines, web]);
+        let context = |grant: &str, client: &str| EnrichmentContext {
+            grant_type: grant.into(),
+            client_id: client.into(),
+            ..EnrichmentContext::default()
+        };
+        let run = |c| {
+            let chain = &chain;
+            async move { Value::Object(chain.run(&c).await.unwrap().id_token) }
+        };
+        assert_eq!(run(context("client_credentials", "cli")).await, json!({"kind": "machine"}));
+        assert_eq!(run(context("authorization_code", "web-app")).await, json!({"ui": true}));
+        assert_eq!(run(context("authorization_code", "cli")).await, json!({}));
     }
 
     #[tokio::test]

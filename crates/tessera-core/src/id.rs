@@ -18,6 +18,39 @@ fn encode_id(bytes: &[u8; 16]) -> String {
     out
 }
 
+/// A device code (RFC 8628), as long as Dex's: a leading letter and 31 random bytes in base32.
+pub fn new_device_code() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    let mut out = String::with_capacity(51);
+    out.push(char::from(b'a' + bytes[0] % 26));
+    out.push_str(&base32_no_pad(&bytes[1..]));
+    out
+}
+
+/// The letters of Dex's user codes: no vowels (no words) and no look-alike characters.
+pub const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+/// A user code to type on another device: `XXXX-XXXX` from [`USER_CODE_ALPHABET`].
+pub fn new_user_code() -> String {
+    let mut code = String::with_capacity(9);
+    for i in 0..8 {
+        if i == 4 {
+            code.push('-');
+        }
+        // 256 is not a multiple of 20: draw again above 240 so every letter is equally likely.
+        let letter = loop {
+            let mut byte = [0u8; 1];
+            rand::fill(&mut byte);
+            if byte[0] < 240 {
+                break USER_CODE_ALPHABET[usize::from(byte[0] % 20)];
+            }
+        };
+        code.push(char::from(letter));
+    }
+    code
+}
+
 /// Lowercase RFC 4648 base32 without padding.
 pub fn base32_no_pad(input: &[u8]) -> String {
     let mut out = String::with_capacity(input.len().div_ceil(5) * 8);
@@ -50,6 +83,18 @@ mod tests {
             assert!(id.bytes().all(|b| ALPHABET.contains(&b)), "{id}");
         }
         assert_ne!(new_id(), new_id());
+    }
+
+    #[test]
+    fn device_and_user_codes_have_dex_shapes() {
+        let device = new_device_code();
+        assert_eq!(device.len(), 51, "{device}");
+        for _ in 0..200 {
+            let user = new_user_code();
+            assert_eq!(user.len(), 9);
+            assert_eq!(&user[4..5], "-");
+            assert!(user.bytes().filter(|b| *b != b'-').all(|b| USER_CODE_ALPHABET.contains(&b)), "{user}");
+        }
     }
 
     #[test]

@@ -69,6 +69,35 @@ pub fn validate_login_scopes(
     Ok(())
 }
 
+/// Validates the scopes of a direct grant (client credentials, resource-owner password): only
+/// `allowed` and trusted cross-client scopes; `openid` when `require_openid`. Violations are `code`.
+pub fn validate_grant_scopes(
+    scopes: &[String],
+    client_id: &str,
+    trusted_peers_of: &impl Fn(&str) -> Option<Vec<String>>,
+    allowed: &[&str],
+    require_openid: bool,
+    code: crate::error::ErrorCode,
+) -> Result<(), OAuthError> {
+    if require_openid && !has(scopes, OPENID) {
+        return Err(OAuthError::new(code, r#"Missing required scope(s) ["openid"]."#));
+    }
+    let mut refused = Vec::new();
+    for scope in scopes {
+        let ok = match cross_client_peer(scope) {
+            Some(peer) => trusts(client_id, peer, trusted_peers_of),
+            None => allowed.contains(&scope.as_str()),
+        };
+        if !ok {
+            refused.push(scope.as_str());
+        }
+    }
+    if !refused.is_empty() {
+        return Err(OAuthError::new(code, format!("Invalid scope(s) for this grant: {}", go_quoted(&refused))));
+    }
+    Ok(())
+}
+
 /// The token audience: the peers named by cross-client scopes in request order, then the requesting
 /// client if it is not among them (Dex's `GetAudience`).
 pub fn audience(scopes: &[String], client_id: &str) -> Vec<String> {

@@ -30,10 +30,11 @@ pub async fn build_chain(config: &Config) -> Result<Chain, ClaimsSetupError> {
             }
         };
         links.push(Link {
-            name: enricher.name.clone(),
-            enricher: built,
             guard: enricher.guard.clone(),
             destinations: enricher.destinations,
+            grant_types: enricher.grant_types.clone(),
+            clients: enricher.clients.clone(),
+            ..Link::new(enricher.name.clone(), built)
         });
     }
     Ok(Chain::new(links))

@@ -8,6 +8,8 @@ use tessera_core::model::{Claims, OfflineSessions, RefreshToken, RefreshTokenRef
 use tessera_core::subject::encode_refresh_token;
 use tessera_storage::StorageError;
 
+use tessera_connectors::Identity;
+
 use crate::AppState;
 
 pub struct NewRefreshToken<'a> {
@@ -68,4 +70,38 @@ pub async fn create(state: &AppState, new: NewRefreshToken<'_>) -> Result<String
         }
     }
     Ok(encode_refresh_token(&token.id, &token.token))
+}
+
+/// The user's offline session for this connector keeps the upstream's data that refreshes use.
+pub async fn remember_upstream_data(
+    state: &AppState,
+    connector_id: &str,
+    identity: &Identity,
+) -> Result<(), StorageError> {
+    let user = &identity.user_id;
+    let data = identity.connector_data.clone();
+    let updated = state
+        .storage
+        .update_offline_sessions::<_, StorageError>(user, connector_id, |mut sessions| {
+            sessions.connector_data = data.clone();
+            Ok(sessions)
+        })
+        .await;
+    match updated {
+        Ok(_) => Ok(()),
+        Err(StorageError::NotFound) => {
+            let sessions = OfflineSessions {
+                user_id: user.clone(),
+                conn_id: connector_id.to_owned(),
+                refresh: BTreeMap::new(),
+                connector_data: identity.connector_data.clone(),
+            };
+            match state.storage.create(&sessions).await {
+                // Created concurrently by another login of the same user: theirs is as good.
+                Ok(()) | Err(StorageError::AlreadyExists) => Ok(()),
+                Err(err) => Err(err),
+            }
+        }
+        Err(err) => Err(err),
+    }
 }

@@ -158,3 +158,23 @@ pub fn verify_issued(state: &AppState, token: &str) -> Option<serde_json::Map<St
     let unexpired = claims.get("exp").and_then(serde_json::Value::as_i64).is_some_and(|exp| exp > now);
     (issuer_ok && unexpired).then_some(claims)
 }
+
+/// The `trustedPeers` of every client a request's cross-client scopes name (a missing client is
+/// absent, hence untrusted), for the scope rules of tessera-core.
+pub struct PeerTrust(Vec<(String, Vec<String>)>);
+
+impl PeerTrust {
+    pub async fn load(state: &AppState, scopes: &[String]) -> Self {
+        let mut peers = Vec::new();
+        for peer in scopes.iter().filter_map(|s| cross_client_peer(s)) {
+            if let Ok(client) = state.storage.get::<Client>(peer).await {
+                peers.push((peer.to_owned(), client.trusted_peers));
+            }
+        }
+        Self(peers)
+    }
+
+    pub fn trusted_peers_of(&self, peer: &str) -> Option<Vec<String>> {
+        self.0.iter().find(|(id, _)| id == peer).map(|(_, trusted)| trusted.clone())
+    }
+}

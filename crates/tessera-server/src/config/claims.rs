@@ -56,6 +56,13 @@ fn enricher(m: &mut Map, d: &mut Diagnostics, env: &Env) -> Option<EnricherConfi
         }
     };
     let destinations = destinations(m, d);
+    let grant_types = m.strings(d, "grantTypes");
+    for grant in &grant_types {
+        if !tessera_core::grant::ALL_GRANT_TYPES.contains(&grant.as_str()) || grant == tessera_core::grant::IMPLICIT {
+            d.error(m.line_of("grantTypes"), &m.key_path("grantTypes"), format!("unknown grant type {grant:?}"));
+        }
+    }
+    let clients = m.strings(d, "clients");
     let source = match kind.as_deref()? {
         "static" => {
             let line = m.line_of("claims");
@@ -113,7 +120,7 @@ fn enricher(m: &mut Map, d: &mut Diagnostics, env: &Env) -> Option<EnricherConfi
             return None;
         }
     };
-    Some(EnricherConfig { name: name?, source, destinations, guard })
+    Some(EnricherConfig { name: name?, source, destinations, guard, grant_types, clients })
 }
 
 fn destinations(m: &mut Map, d: &mut Diagnostics) -> Destinations {
@@ -151,6 +158,8 @@ fn from_environment(d: &mut Diagnostics, env: &Env) -> Vec<EnricherConfig> {
                     source: EnricherSource::Static(value),
                     destinations: Destinations::default(),
                     guard: Guard::default(),
+                    grant_types: Vec::new(),
+                    clients: Vec::new(),
                 }),
                 Err(err) => d.error(0, ENV_STATIC, err),
             },
@@ -188,6 +197,8 @@ fn from_environment(d: &mut Diagnostics, env: &Env) -> Vec<EnricherConfig> {
                 source: EnricherSource::Postgres(PostgresSettings::new(uri, query, args)),
                 destinations: Destinations::default(),
                 guard: Guard::default(),
+                grant_types: Vec::new(),
+                clients: Vec::new(),
             });
         }
     }

@@ -15,9 +15,6 @@ use super::reader::{Map, map_strings};
 use super::statics;
 use super::yaml::{Node, Value};
 
-/// What the options tessera reads but does not act on yet are waiting for.
-const GRANTS: &str = "coming with the device, password, client-credentials and token-exchange grants";
-
 pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) -> Option<Config> {
     if flags.expand_env {
         expand_env(root, env);
@@ -399,7 +396,6 @@ fn expiry(mut m: Map, d: &mut Diagnostics, strict: bool) -> Expiry {
             value
         })
         .unwrap_or_default();
-    m.not_yet(d, "deviceRequests", GRANTS);
     let expiry = Expiry {
         signing_keys: m.duration(d, "signingKeys"),
         id_tokens: m.duration(d, "idTokens").unwrap_or(defaults.id_tokens),
@@ -485,10 +481,7 @@ fn oauth2(mut m: Map, d: &mut Diagnostics, strict: bool) -> OAuth2 {
         response_types: if response_types.is_empty() { defaults.response_types } else { response_types },
         skip_approval_screen: m.bool(d, "skipApprovalScreen").unwrap_or(false),
         always_show_login_screen: m.bool(d, "alwaysShowLoginScreen").unwrap_or(false),
-        password_connector: {
-            m.not_yet(d, "passwordConnector", GRANTS);
-            m.string(d, "passwordConnector").filter(|s| !s.is_empty())
-        },
+        password_connector: m.string(d, "passwordConnector").filter(|s| !s.is_empty()),
         ..defaults
     };
     if let Some(mut pkce) = m.map(d, "pkce") {

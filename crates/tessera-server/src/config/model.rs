@@ -38,6 +38,9 @@ pub struct EnricherConfig {
     pub source: EnricherSource,
     pub destinations: tessera_claims::Destinations,
     pub guard: tessera_claims::reserved::Guard,
+    /// Only for these grant types / clients (empty: all).
+    pub grant_types: Vec<String>,
+    pub clients: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +51,16 @@ pub enum EnricherSource {
 }
 
 impl Config {
+    /// The grant types this server offers (and lists in discovery), as Dex computes them.
+    pub fn grant_types(&self) -> Vec<&'static str> {
+        tessera_core::grant::effective_grant_types(
+            &self.oauth2.grant_types,
+            &self.oauth2.response_types,
+            self.oauth2.password_connector.is_some(),
+            self.flags.client_credential_grant_enabled_by_default,
+        )
+    }
+
     /// The issuer's path without a trailing slash: every route is mounted under it (`/dex`, or ``).
     pub fn issuer_path(&self) -> &str {
         self.issuer_url.path().trim_end_matches('/')

@@ -6,7 +6,6 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::Serialize;
-use tessera_core::grant::effective_grant_types;
 use tessera_jose::Algorithm;
 
 use crate::AppState;
@@ -46,12 +45,7 @@ impl Discovery {
             userinfo_endpoint: endpoint("/userinfo"),
             device_authorization_endpoint: endpoint("/device/code"),
             introspection_endpoint: endpoint("/token/introspect"),
-            grant_types_supported: effective_grant_types(
-                &config.oauth2.grant_types,
-                &config.oauth2.response_types,
-                config.oauth2.password_connector.is_some(),
-                config.flags.client_credential_grant_enabled_by_default,
-            ),
+            grant_types_supported: config.grant_types(),
             response_types_supported: response_types,
             subject_types_supported: vec!["public"],
             id_token_signing_alg_values_supported: vec![algorithm.as_str()],

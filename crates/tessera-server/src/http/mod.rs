@@ -2,6 +2,7 @@
 //! the issuer's path (issuer `https://id.example/dex` ⇒ `/dex/healthz`).
 
 pub mod authflow;
+pub mod device;
 pub mod discovery;
 pub mod health;
 pub mod introspect;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(health::router(state.clone()))
         .merge(authflow::router(state.clone()))
+        .merge(device::router(state.clone()))
         .merge(crate::web::router(state.pages.clone()))
         .merge(api);
     let routes = mount_under(routes, state.config.issuer_path()).fallback(not_found);

@@ -15,7 +15,7 @@ pub use assets::{Asset, router};
 
 use crate::config::Config;
 
-/// The templates Dex requires (those of later features are added with them).
+/// The templates Dex requires (those of the features tessera has).
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../../../../web/templates/base.html")),
     ("login.html", include_str!("../../../../web/templates/login.html")),
@@ -23,6 +23,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("approval.html", include_str!("../../../../web/templates/approval.html")),
     ("oob.html", include_str!("../../../../web/templates/oob.html")),
     ("error.html", include_str!("../../../../web/templates/error.html")),
+    ("device.html", include_str!("../../../../web/templates/device.html")),
+    ("device_success.html", include_str!("../../../../web/templates/device_success.html")),
 ];
 
 #[derive(Debug, thiserror::Error)]

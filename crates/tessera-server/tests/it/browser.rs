@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::login::link;
+
 use reqwest::StatusCode;
 
 pub struct Browser {

@@ -325,13 +325,9 @@ fn recognised_options_that_are_not_implemented_yet_warn_by_name() {
     );
     assert_has(
         &warnings,
-        "config.yaml:10: oauth2.passwordConnector: recognised but not implemented yet (coming with the device, password, client-credentials and token-exchange grants); ignored",
-    );
-    assert_has(
-        &warnings,
         "config.yaml:12: grpc: the gRPC API is recognised but not implemented yet; nothing listens on grpc.addr",
     );
-    assert_eq!(warnings.len(), 3, "supported options do not warn: {warnings:#?}");
+    assert_eq!(warnings.len(), 2, "supported options do not warn: {warnings:#?}");
 }
 
 #[test]

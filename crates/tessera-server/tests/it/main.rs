@@ -6,6 +6,7 @@ mod chromium;
 mod config;
 mod custom_claims;
 mod discovery_and_keys;
+mod grants;
 mod lifecycle;
 mod login;
 mod pages;

@@ -1,12 +1,10 @@
 //! After a connector vouched for the user: record the identity on the auth request, keep the
 //! upstream's data for refresh when offline access was asked for, and continue the flow.
 
-use std::collections::BTreeMap;
-
 use axum::http::StatusCode;
 use axum::response::Response;
 use tessera_connectors::Identity;
-use tessera_core::model::{AuthRequest, OfflineSessions};
+use tessera_core::model::AuthRequest;
 use tessera_core::scope::{self, OFFLINE_ACCESS};
 use tessera_storage::StorageError;
 
@@ -34,44 +32,10 @@ pub async fn finalize_login(state: &AppState, request: AuthRequest, identity: Id
     let refreshable = state.connectors.get(&request.connector_id).is_some_and(|c| c.refresh.is_some());
     if scope::has(&request.scopes, OFFLINE_ACCESS)
         && refreshable
-        && let Err(err) = remember_upstream_data(state, &request, &identity).await
+        && let Err(err) = crate::refresh_tokens::remember_upstream_data(state, &request.connector_id, &identity).await
     {
         return internal_page(state, &err);
     }
     let mac = steps::sign(&request.hmac_key, &request.id, Step::Continue);
     redirect(StatusCode::SEE_OTHER, &local_path(state, &format!("/auth?req={}&hmac={mac}", request.id)))
-}
-
-/// The user's offline session for this connector holds the connector data that refreshes use.
-async fn remember_upstream_data(
-    state: &AppState,
-    request: &AuthRequest,
-    identity: &Identity,
-) -> Result<(), StorageError> {
-    let (user, connector) = (&identity.user_id, &request.connector_id);
-    let data = identity.connector_data.clone();
-    let updated = state
-        .storage
-        .update_offline_sessions::<_, StorageError>(user, connector, |mut sessions| {
-            sessions.connector_data = data.clone();
-            Ok(sessions)
-        })
-        .await;
-    match updated {
-        Ok(_) => Ok(()),
-        Err(StorageError::NotFound) => {
-            let sessions = OfflineSessions {
-                user_id: user.clone(),
-                conn_id: connector.clone(),
-                refresh: BTreeMap::new(),
-                connector_data: identity.connector_data.clone(),
-            };
-            match state.storage.create(&sessions).await {
-                // Created concurrently by another login of the same user: theirs is as good.
-                Ok(()) | Err(StorageError::AlreadyExists) => Ok(()),
-                Err(err) => Err(err),
-            }
-        }
-        Err(err) => Err(err),
-    }
 }

@@ -43,23 +43,45 @@ pub(crate) fn redirect(status: StatusCode, location: &str) -> Response {
     }
 }
 
+/// `redirect_uri` with `pairs` added to its query (or set as its fragment). The device flow's
+/// redirect URI is a path on this server (`/dex/device/callback`), so relative URIs are kept relative.
+pub(crate) fn with_parameters(redirect_uri: &str, pairs: &[(&str, &str)], fragment: bool) -> Option<String> {
+    let relative = redirect_uri.starts_with('/');
+    let mut url = if relative {
+        url::Url::parse("http://relative.invalid").ok()?.join(redirect_uri).ok()?
+    } else {
+        url::Url::parse(redirect_uri).ok()?
+    };
+    let pairs = pairs.iter().filter(|(_, v)| !v.is_empty());
+    if fragment {
+        let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        url.set_fragment(Some(&encoded));
+    } else {
+        url.query_pairs_mut().extend_pairs(pairs);
+    }
+    if relative {
+        let mut path = url.path().to_owned();
+        if let Some(query) = url.query() {
+            path.push('?');
+            path.push_str(query);
+        }
+        if let Some(fragment) = url.fragment() {
+            path.push('#');
+            path.push_str(fragment);
+        }
+        return Some(path);
+    }
+    Some(url.into())
+}
+
 /// An error sent back to the client: 303 to its redirect URI with the error in the query (Dex does
 /// this for every response type, implicit included).
 pub(crate) fn redirect_error(redirect_uri: &str, state: &str, error: &OAuthError) -> Response {
-    let Ok(mut url) = url::Url::parse(redirect_uri) else {
-        return redirect(StatusCode::SEE_OTHER, redirect_uri);
-    };
-    {
-        let mut query = url.query_pairs_mut();
-        query.append_pair("error", error.code.as_str());
-        if !error.description.is_empty() {
-            query.append_pair("error_description", &error.description);
-        }
-        if !state.is_empty() {
-            query.append_pair("state", state);
-        }
+    let pairs = [("error", error.code.as_str()), ("error_description", error.description.as_str()), ("state", state)];
+    match with_parameters(redirect_uri, &pairs, false) {
+        Some(location) => redirect(StatusCode::SEE_OTHER, &location),
+        None => redirect(StatusCode::SEE_OTHER, redirect_uri),
     }
-    redirect(StatusCode::SEE_OTHER, url.as_str())
 }
 
 impl RequestError {

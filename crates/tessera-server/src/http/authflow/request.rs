@@ -48,14 +48,17 @@ pub enum RequestError {
 
 /// Public clients without registered redirect URIs may use the out-of-band URI, the device callback
 /// or any `http://localhost` or loopback address (any port), as native apps need.
-pub fn redirect_uri_allowed(client: &Client, redirect_uri: &str) -> bool {
+pub fn redirect_uri_allowed(client: &Client, redirect_uri: &str, issuer_path: &str) -> bool {
     if client.redirect_uris.iter().any(|registered| registered == redirect_uri) {
         return true;
     }
     if !client.public || !client.redirect_uris.is_empty() {
         return false;
     }
-    if redirect_uri == OOB_REDIRECT_URI || redirect_uri == DEVICE_CALLBACK_PATH {
+    // Dex allows the bare device callback; tessera also allows it under the issuer's path, where
+    // the device flow actually sends it.
+    let device_callback = format!("{issuer_path}{DEVICE_CALLBACK_PATH}");
+    if redirect_uri == OOB_REDIRECT_URI || redirect_uri == DEVICE_CALLBACK_PATH || redirect_uri == device_callback {
         return true;
     }
     let Ok(url) = url::Url::parse(redirect_uri) else { return false };
@@ -81,7 +84,7 @@ pub async fn parse(state: &AppState, params: &Params) -> Result<ValidRequest, Re
             return Err(RequestError::Page(StatusCode::INTERNAL_SERVER_ERROR, "Database error.".into()));
         }
     };
-    if !redirect_uri_allowed(&client, &redirect_uri) {
+    if !redirect_uri_allowed(&client, &redirect_uri, state.config.issuer_path()) {
         return Err(RequestError::Page(
             StatusCode::BAD_REQUEST,
             format!("Unregistered redirect_uri ({redirect_uri:?})."),
@@ -124,10 +127,8 @@ pub async fn parse(state: &AppState, params: &Params) -> Result<ValidRequest, Re
     }
 
     let scopes = scope::parse(params.get("scope"));
-    let peers = trusted_peers(state, &scopes).await;
-    if let Err(error) = scope::validate_login_scopes(&scopes, &client.id, &|peer: &str| {
-        peers.iter().find(|(id, _)| id == peer).map(|(_, t)| t.clone())
-    }) {
+    let peers = crate::tokens::PeerTrust::load(state, &scopes).await;
+    if let Err(error) = scope::validate_login_scopes(&scopes, &client.id, &|peer: &str| peers.trusted_peers_of(peer)) {
         return Err(fail(error.code, error.description));
     }
 
@@ -209,17 +210,6 @@ pub async fn parse(state: &AppState, params: &Params) -> Result<ValidRequest, Re
     })
 }
 
-/// The `trustedPeers` of every client named by a cross-client scope (a missing one is untrusted).
-async fn trusted_peers(state: &AppState, scopes: &[String]) -> Vec<(String, Vec<String>)> {
-    let mut peers = Vec::new();
-    for peer in scopes.iter().filter_map(|s| scope::cross_client_peer(s)) {
-        if let Ok(client) = state.storage.get::<Client>(peer).await {
-            peers.push((peer.to_owned(), client.trusted_peers));
-        }
-    }
-    peers
-}
-
 /// Dex checks an `id_token_hint`'s signature and issuer only: it may be expired, and for any client.
 fn id_token_hint_valid(state: &AppState, hint: &str) -> bool {
     let Some(keys) = state.signer.active() else { return false };
@@ -243,14 +233,14 @@ mod tests {
     #[test]
     fn registered_uris_match_exactly() {
         let confidential = client(false, &["https://app.example/cb"]);
-        assert!(redirect_uri_allowed(&confidential, "https://app.example/cb"));
-        assert!(!redirect_uri_allowed(&confidential, "https://app.example/cb/"));
-        assert!(!redirect_uri_allowed(&confidential, "https://app.example/cb?x=1"));
+        assert!(redirect_uri_allowed(&confidential, "https://app.example/cb", ""));
+        assert!(!redirect_uri_allowed(&confidential, "https://app.example/cb/", "/dex"));
+        assert!(!redirect_uri_allowed(&confidential, "https://app.example/cb?x=1", "/dex"));
         assert!(
-            !redirect_uri_allowed(&confidential, "http://localhost:8080/cb"),
+            !redirect_uri_allowed(&confidential, "http://localhost:8080/cb", "/dex"),
             "no loopback for confidential clients"
         );
-        assert!(!redirect_uri_allowed(&confidential, OOB_REDIRECT_URI));
+        assert!(!redirect_uri_allowed(&confidential, OOB_REDIRECT_URI, "/dex"));
     }
 
     #[test]
@@ -264,16 +254,16 @@ mod tests {
             "http://127.0.0.1:9/x",
             "http://[::1]:80/",
         ] {
-            assert!(redirect_uri_allowed(&native, uri), "{uri}");
+            assert!(redirect_uri_allowed(&native, uri, "/dex"), "{uri}");
         }
         for uri in
             ["https://localhost/cb", "http://localhost.evil.example/cb", "http://10.0.0.1/cb", "http://example.com/cb"]
         {
-            assert!(!redirect_uri_allowed(&native, uri), "{uri}");
+            assert!(!redirect_uri_allowed(&native, uri, "/dex"), "{uri}");
         }
         let registered = client(true, &["https://spa.example/cb"]);
         assert!(
-            !redirect_uri_allowed(&registered, "http://localhost:8080/cb"),
+            !redirect_uri_allowed(&registered, "http://localhost:8080/cb", "/dex"),
             "registered URIs switch the exceptions off"
         );
     }

@@ -11,7 +11,7 @@ use tessera_core::model::{AuthCode, AuthRequest};
 use tessera_storage::StorageError;
 
 use super::request::OOB_REDIRECT_URI;
-use super::{internal_page, redirect, redirect_error};
+use super::{internal_page, redirect, redirect_error, with_parameters};
 use crate::AppState;
 use crate::tokens::{MintRequest, mint};
 
@@ -53,15 +53,12 @@ pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
     if request.redirect_uri == OOB_REDIRECT_URI {
         return state.pages.render(StatusCode::OK, "oob.html", context! { code => code.unwrap_or_default() });
     }
-    let Ok(mut url) = url::Url::parse(&request.redirect_uri) else {
-        return state.pages.error(StatusCode::BAD_REQUEST, "Invalid redirect_uri.");
-    };
     if !wants("token") && !wants("id_token") {
-        url.query_pairs_mut().append_pair("code", code.as_deref().unwrap_or_default());
-        if !request.state.is_empty() {
-            url.query_pairs_mut().append_pair("state", &request.state);
-        }
-        return redirect(StatusCode::SEE_OTHER, url.as_str());
+        let pairs = [("code", code.as_deref().unwrap_or_default()), ("state", request.state.as_str())];
+        return match with_parameters(&request.redirect_uri, &pairs, false) {
+            Some(location) => redirect(StatusCode::SEE_OTHER, &location),
+            None => state.pages.error(StatusCode::BAD_REQUEST, "Invalid redirect_uri."),
+        };
     }
 
     let minted = mint(
@@ -98,10 +95,10 @@ pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
     if let Some(code) = code {
         fragment.insert("code", code);
     }
-    if !request.state.is_empty() {
-        fragment.insert("state", request.state.clone());
+    fragment.insert("state", request.state.clone());
+    let pairs: Vec<(&str, &str)> = fragment.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    match with_parameters(&request.redirect_uri, &pairs, true) {
+        Some(location) => redirect(StatusCode::SEE_OTHER, &location),
+        None => state.pages.error(StatusCode::BAD_REQUEST, "Invalid redirect_uri."),
     }
-    let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fragment).finish();
-    url.set_fragment(Some(&encoded));
-    redirect(StatusCode::SEE_OTHER, url.as_str())
 }

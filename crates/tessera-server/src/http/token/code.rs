@@ -23,7 +23,19 @@ fn internal(err: impl std::fmt::Display) -> OAuthError {
 }
 
 pub async fn redeem(state: &AppState, client: &Client, form: &TokenForm) -> Result<TokenResponse, OAuthError> {
-    let code_id = form.get("code");
+    let verifier = form.get("code_verifier");
+    redeem_code(state, client, form.get("code"), form.get("redirect_uri"), (!verifier.is_empty()).then_some(verifier))
+        .await
+}
+
+/// Redeems a code for `client` (also used by the device flow's callback).
+pub async fn redeem_code(
+    state: &AppState,
+    client: &Client,
+    code_id: &str,
+    redirect_uri: &str,
+    verifier: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
     if code_id.is_empty() {
         return Err(OAuthError::invalid_request("Required param: code."));
     }
@@ -32,9 +44,8 @@ pub async fn redeem(state: &AppState, client: &Client, form: &TokenForm) -> Resu
         Ok(_) | Err(StorageError::NotFound) => return Err(invalid_code()),
         Err(err) => return Err(internal(err)),
     };
-    let verifier = form.get("code_verifier");
-    check_verifier(&code.pkce, (!verifier.is_empty()).then_some(verifier))?;
-    if code.redirect_uri != form.get("redirect_uri") {
+    check_verifier(&code.pkce, verifier)?;
+    if code.redirect_uri != redirect_uri {
         return Err(OAuthError::invalid_request("redirect_uri did not match URI from initial request."));
     }
     let connector = state.connectors.get(&code.connector_id);

@@ -2,8 +2,12 @@
 //! `{"error", "error_description"}` with Dex's statuses; every answer is `Cache-Control: no-store`.
 
 mod client_auth;
-mod code;
+mod client_credentials;
+pub mod code;
+pub mod device_code;
+mod password;
 mod refresh;
+mod token_exchange;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -11,12 +15,11 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
-use serde_json::json;
+use serde_json::{Value, json};
 use tessera_core::error::{ErrorCode, OAuthError};
-use tessera_core::grant::{self, effective_grant_types};
+use tessera_core::grant;
 
 use crate::AppState;
-use crate::tokens::TokenResponse;
 
 pub fn router(state: AppState) -> Router {
     Router::new().route("/token", any(token)).with_state(state)
@@ -46,7 +49,7 @@ pub fn error_response(error: &OAuthError) -> Response {
     response
 }
 
-pub fn success_response(body: TokenResponse) -> Response {
+pub fn success_response(body: Value) -> Response {
     (StatusCode::OK, NO_STORE, Json(body)).into_response()
 }
 
@@ -55,33 +58,34 @@ async fn token(State(state): State<AppState>, method: Method, headers: HeaderMap
         return error_response(&OAuthError::invalid_request("method not allowed"));
     }
     let form = TokenForm(url::form_urlencoded::parse(&body).into_owned().collect());
-    let result = match client_auth::authenticate(&state, &headers, &form).await {
-        Ok(client) => {
-            let grant_type = form.get("grant_type");
-            let config = &state.config;
-            let offered = effective_grant_types(
-                &config.oauth2.grant_types,
-                &config.oauth2.response_types,
-                config.oauth2.password_connector.is_some(),
-                config.flags.client_credential_grant_enabled_by_default,
-            );
-            match grant_type {
-                g if !offered.contains(&g) || g == grant::IMPLICIT => Err(OAuthError::new(
-                    ErrorCode::UnsupportedGrantType,
-                    format!("Unsupported grant type: {grant_type:?}"),
-                )),
-                grant::AUTHORIZATION_CODE => code::redeem(&state, &client, &form).await,
-                grant::REFRESH_TOKEN => refresh::refresh(&state, &client, &form).await,
-                other => Err(OAuthError::new(
-                    ErrorCode::UnsupportedGrantType,
-                    format!("Grant type {other:?} is not implemented yet."),
-                )),
-            }
-        }
-        Err(error) => Err(error),
-    };
-    match result {
+    match grant(&state, &headers, &form).await {
         Ok(body) => success_response(body),
         Err(error) => error_response(&error),
     }
+}
+
+async fn grant(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> Result<Value, OAuthError> {
+    let grant_type = form.get("grant_type");
+    if !state.config.grant_types().contains(&grant_type) || grant_type == grant::IMPLICIT {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            format!("Unsupported grant type: {grant_type:?}"),
+        ));
+    }
+    // A device polls with its device code alone, as RFC 8628 and Dex have it.
+    if grant_type == grant::DEVICE_CODE {
+        return device_code::poll(state, form).await;
+    }
+    let client = client_auth::authenticate(state, headers, form).await?;
+    let answer = match grant_type {
+        grant::AUTHORIZATION_CODE => code::redeem(state, &client, form).await?,
+        grant::REFRESH_TOKEN => refresh::refresh(state, &client, form).await?,
+        grant::CLIENT_CREDENTIALS => client_credentials::grant(state, &client, form).await?,
+        grant::PASSWORD => password::grant(state, &client, form).await?,
+        grant::TOKEN_EXCHANGE => return token_exchange::grant(state, &client, form).await,
+        other => {
+            return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, format!("Unsupported grant type: {other:?}")));
+        }
+    };
+    serde_json::to_value(answer).map_err(|_| OAuthError::server_error())
 }

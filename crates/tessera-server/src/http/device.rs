@@ -1,0 +1,224 @@
+//! The device flow's browser side (RFC 8628): `/device/code` starts it for the device, `/device` is
+//! where the user types the code, `/device/auth/verify_code` sends them into the normal login, and
+//! `/device/callback` receives the code, redeems it for the device and shows the success page.
+
+use axum::Form;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use minijinja::context;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tessera_core::error::OAuthError;
+use tessera_core::id::{new_device_code, new_user_code};
+use tessera_core::model::{AuthCode, Client, DeviceRequest, DeviceToken, Pkce};
+use tessera_core::scope;
+use tessera_storage::StorageError;
+
+use super::authflow::request::DEVICE_CALLBACK_PATH;
+use super::authflow::{internal_page, local_path, redirect};
+use super::token::code::redeem_code;
+use super::token::device_code::{COMPLETE, PENDING, POLL_INTERVAL_SECONDS};
+use super::token::error_response;
+use crate::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/device/code", any(start))
+        .route("/device", get(code_page))
+        .route("/device/auth/verify_code", post(verify_code))
+        .route("/device/callback", get(callback))
+        .with_state(state)
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// `POST /device/code`: the device gets its codes. The client is not checked here (as in Dex): its
+/// secret is kept and compared when the user finishes.
+async fn start(State(state): State<AppState>, method: Method, body: Bytes) -> Response {
+    if method != Method::POST {
+        return error_response(&OAuthError::invalid_request("method not allowed"));
+    }
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let mut scopes = scope::parse(&field("scope"));
+    if scopes.is_empty() {
+        scopes.push(scope::OPENID.to_owned());
+    }
+    let now = state.clock.now();
+    let lifetime = time::Duration::try_from(state.config.expiry.device_requests).unwrap_or(time::Duration::minutes(5));
+    let challenge = field("code_challenge");
+    let pkce = if challenge.is_empty() {
+        Pkce::default()
+    } else {
+        let method = field("code_challenge_method");
+        Pkce {
+            code_challenge: challenge,
+            code_challenge_method: if method.is_empty() { "plain".into() } else { method },
+        }
+    };
+    let device_code = new_device_code();
+    let mut request = DeviceRequest {
+        user_code: new_user_code(),
+        device_code: device_code.clone(),
+        client_id: field("client_id"),
+        client_secret: field("client_secret"),
+        scopes,
+        expiry: now + lifetime,
+    };
+    // A user code is short: on the rare collision with a live one, draw another.
+    let mut attempts = 0;
+    loop {
+        match state.storage.create(&request).await {
+            Ok(()) => break,
+            Err(StorageError::AlreadyExists) if attempts < 5 => {
+                attempts += 1;
+                request.user_code = new_user_code();
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "creating a device request failed");
+                return error_response(&OAuthError::server_error());
+            }
+        }
+    }
+    let token = DeviceToken {
+        device_code: device_code.clone(),
+        status: PENDING.into(),
+        token: String::new(),
+        expiry: now + lifetime,
+        last_request_time: now,
+        poll_interval_seconds: POLL_INTERVAL_SECONDS,
+        pkce,
+    };
+    if let Err(err) = state.storage.create(&token).await {
+        tracing::error!(error = %err, "creating a device token failed");
+        return error_response(&OAuthError::server_error());
+    }
+    let verification_uri = format!("{}/device", state.config.issuer.trim_end_matches('/'));
+    Json(json!({
+        "device_code": device_code,
+        "user_code": request.user_code,
+        "verification_uri": verification_uri,
+        "verification_uri_complete": format!("{verification_uri}?user_code={}", urlencode(&request.user_code)),
+        "expires_in": lifetime.whole_seconds(),
+        "interval": POLL_INTERVAL_SECONDS,
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct UserCode {
+    #[serde(default)]
+    user_code: String,
+}
+
+fn render_code_page(state: &AppState, status: StatusCode, user_code: &str) -> Response {
+    let post_url = local_path(state, "/device/auth/verify_code");
+    let invalid = status != StatusCode::OK;
+    state.pages.render(status, "device.html", context! { post_url, user_code, invalid })
+}
+
+async fn code_page(State(state): State<AppState>, Query(query): Query<UserCode>) -> Response {
+    render_code_page(&state, StatusCode::OK, &query.user_code)
+}
+
+/// The user typed a code: into the normal login for the device's client, ending at our callback.
+async fn verify_code(State(state): State<AppState>, Form(form): Form<UserCode>) -> Response {
+    let user_code = form.user_code.trim().to_uppercase();
+    let request = match state.storage.get::<DeviceRequest>(&user_code).await {
+        Ok(request) if request.expiry >= state.clock.now() => request,
+        Ok(_) | Err(StorageError::NotFound) => {
+            return render_code_page(&state, StatusCode::BAD_REQUEST, &form.user_code);
+        }
+        Err(err) => return internal_page(&state, &err),
+    };
+    // The secret stays on the server; only the client ID travels through the browser.
+    let location = local_path(
+        &state,
+        &format!(
+            "/auth?client_id={}&state={}&response_type=code&redirect_uri={}&scope={}",
+            urlencode(&request.client_id),
+            urlencode(&request.user_code),
+            urlencode(&local_path(&state, DEVICE_CALLBACK_PATH)),
+            urlencode(&request.scopes.join(" ")),
+        ),
+    );
+    redirect(StatusCode::FOUND, &location)
+}
+
+#[derive(Debug, Deserialize)]
+struct Callback {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    state: String,
+}
+
+/// The login finished: redeem the code for the device, store its tokens once, tell the user.
+async fn callback(State(state): State<AppState>, Query(query): Query<Callback>) -> Response {
+    let now = state.clock.now();
+    let page = |status, message: &str| state.pages.error(status, message);
+    let request = match state.storage.get::<DeviceRequest>(&query.state).await {
+        Ok(request) if request.expiry >= now => request,
+        Ok(_) | Err(StorageError::NotFound) => {
+            return page(StatusCode::BAD_REQUEST, "Invalid or expired device request.");
+        }
+        Err(err) => return internal_page(&state, &err),
+    };
+    let code = match state.storage.get::<AuthCode>(&query.code).await {
+        Ok(code)
+            if code.expiry >= now
+                && code.client_id == request.client_id
+                && code.redirect_uri.ends_with(DEVICE_CALLBACK_PATH) =>
+        {
+            code
+        }
+        Ok(_) | Err(StorageError::NotFound) => return page(StatusCode::BAD_REQUEST, "Invalid or expired code."),
+        Err(err) => return internal_page(&state, &err),
+    };
+    let client = match state.storage.get::<Client>(&request.client_id).await {
+        Ok(client) => client,
+        Err(StorageError::NotFound) => return page(StatusCode::BAD_REQUEST, "Invalid client."),
+        Err(err) => return internal_page(&state, &err),
+    };
+    // The device proves it is the client that started the flow with the secret it gave then.
+    if !bool::from(client.secret.as_bytes().ct_eq(request.client_secret.as_bytes())) {
+        return page(StatusCode::UNAUTHORIZED, "Invalid client credentials.");
+    }
+    let tokens = match redeem_code(&state, &client, &code.id, &code.redirect_uri, None).await {
+        Ok(tokens) => tokens,
+        Err(error) => {
+            let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
+            return page(status, "The login could not be completed for the device. Start again on the device.");
+        }
+    };
+    let Ok(body) = serde_json::to_string(&tokens) else {
+        return page(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error.");
+    };
+    let completed = state
+        .storage
+        .update::<DeviceToken, _, StorageError>(&request.device_code, |mut token| {
+            if token.status == COMPLETE {
+                return Err(StorageError::AlreadyExists);
+            }
+            token.status = COMPLETE.into();
+            token.token = body.clone();
+            Ok(token)
+        })
+        .await;
+    match completed {
+        Ok(_) => {
+            let name = if client.name.is_empty() { client.id } else { client.name };
+            state.pages.render(StatusCode::OK, "device_success.html", context! { client => name })
+        }
+        Err(StorageError::AlreadyExists) => page(StatusCode::BAD_REQUEST, "This device has already been logged in."),
+        Err(StorageError::NotFound) => page(StatusCode::BAD_REQUEST, "Invalid or expired device request."),
+        Err(err) => internal_page(&state, &err),
+    }
+}
