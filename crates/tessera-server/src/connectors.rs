@@ -27,7 +27,13 @@ pub struct Connectors {
 impl Connectors {
     /// Opens every connector; one that fails is logged and skipped when `continue_on_failure` (Dex's
     /// default) and at least one other opens.
-    pub async fn open(storage: &Storage, continue_on_failure: bool) -> Result<Self, ConnectorsError> {
+    /// `embedded` are connectors built in code by a program that embeds tessera (they come after the
+    /// configured ones; an ID already taken is an error).
+    pub async fn open(
+        storage: &Storage,
+        continue_on_failure: bool,
+        embedded: Vec<OpenedConnector>,
+    ) -> Result<Self, ConnectorsError> {
         let mut connectors = Connectors::default();
         for connector in storage.list::<Connector>().await? {
             match open(&connector, storage) {
@@ -37,6 +43,15 @@ impl Connectors {
                 }
                 Err(err) => return Err(ConnectorsError::Failed { id: connector.id, message: err.to_string() }),
             }
+        }
+        for connector in embedded {
+            if connectors.get(&connector.id).is_some() {
+                return Err(ConnectorsError::Failed {
+                    id: connector.id,
+                    message: "the ID is already configured".into(),
+                });
+            }
+            connectors.push(connector);
         }
         if connectors.opened.is_empty() {
             return Err(ConnectorsError::None);

@@ -83,6 +83,16 @@ pub struct BoundServer {
 
 impl BoundServer {
     pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        Self::start_with(config, clock, Vec::new()).await
+    }
+
+    /// As [`BoundServer::start`], with connectors built in code besides the configured ones (for
+    /// programs that embed tessera with a connector of their own).
+    pub async fn start_with(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        embedded_connectors: Vec<tessera_connectors::OpenedConnector>,
+    ) -> Result<Self, StartError> {
         let storage = open_storage(&config).await?;
         let web = bind("web.http", config.web.http.as_deref().unwrap_or("0.0.0.0:5556")).await?;
         let telemetry = match &config.telemetry.http {
@@ -93,7 +103,9 @@ impl BoundServer {
         // Like Dex, make sure a signing key exists before serving.
         let signer = Arc::new(Signer::new(storage.clone(), clock.clone(), &config));
         signer.rotate_and_load().await?;
-        let connectors = Arc::new(Connectors::open(&storage, config.flags.continue_on_connector_failure).await?);
+        let connectors = Arc::new(
+            Connectors::open(&storage, config.flags.continue_on_connector_failure, embedded_connectors).await?,
+        );
         let pages = Pages::new(&config)?;
         let claims = Arc::new(crate::custom_claims::build_chain(&config).await?);
         let state = AppState { config: Arc::new(config), storage, clock, health, signer, connectors, pages, claims };

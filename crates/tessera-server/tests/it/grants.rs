@@ -305,3 +305,62 @@ async fn discovery_lists_exactly_the_grants_offered() {
     );
     running.shutdown().await;
 }
+
+/// An upstream that vouches only for the one token it issued.
+struct OneTokenUpstream;
+
+#[async_trait::async_trait]
+impl tessera_connectors::TokenIdentityConnector for OneTokenUpstream {
+    async fn token_identity(
+        &self,
+        _: &str,
+        token: &str,
+    ) -> Result<tessera_connectors::Identity, tessera_connectors::ConnectorError> {
+        if token != "genuine-upstream-token" {
+            return Err(tessera_connectors::ConnectorError::Failed("signature does not verify".into()));
+        }
+        Ok(tessera_connectors::Identity {
+            user_id: "u-up".into(),
+            email: "up@example.org".into(),
+            ..Default::default()
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_subject_token_that_does_not_verify_is_refused() {
+    use std::sync::Arc;
+    let text = format!(
+        "issuer: http://127.0.0.1:5556/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:0\nenablePasswordDB: true\nstaticClients:\n- id: example-app\n  secret: {APP_SECRET}\n  name: Example App\n  redirectURIs: ['http://127.0.0.1:5555/callback']\n"
+    );
+    let config = tessera_server::config::parse(&text, "exchange.yaml", &Env::default()).unwrap().config;
+    let upstream = tessera_connectors::OpenedConnector {
+        id: "upstream".into(),
+        kind: "embedded".into(),
+        name: "Upstream".into(),
+        login: tessera_connectors::Login::Callback(Arc::new(tessera_connectors::mock::MockCallback)),
+        refresh: None,
+        token_identity: Some(Arc::new(OneTokenUpstream)),
+        grant_types: None,
+    };
+    let clock = Arc::new(tessera_core::clock::TestClock::new(time::macros::datetime!(2026-11-23 12:00 UTC)));
+    let running = crate::serve::try_start_with(config, clock, vec![upstream]).await.unwrap();
+    let exchange = |token: &'static str| {
+        let running = &running;
+        async move {
+            let form = [
+                ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+                ("connector_id", "upstream"),
+                ("subject_token", token),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:id_token"),
+            ];
+            post(running, "/token", &form, Some(("example-app", APP_SECRET))).await
+        }
+    };
+    assert_eq!(error(&exchange("forged-upstream-token").await), (StatusCode::UNAUTHORIZED, "access_denied"));
+    let (status, answer) = exchange("genuine-upstream-token").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let claims = verify(&running, answer["access_token"].as_str().unwrap(), "example-app").await;
+    assert_eq!(claims["sub"], tessera_core::subject::encode_subject("u-up", "upstream"));
+    running.shutdown().await;
+}

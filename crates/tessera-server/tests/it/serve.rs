@@ -36,7 +36,16 @@ pub async fn start(config: tessera_server::config::Config, clock: Arc<dyn Clock>
 
 /// Starts a server, or says why it did not start.
 pub async fn try_start(config: tessera_server::config::Config, clock: Arc<dyn Clock>) -> Result<Running, String> {
-    let server = BoundServer::start(config, clock).await.map_err(|e| e.to_string())?;
+    try_start_with(config, clock, Vec::new()).await
+}
+
+/// Starts a server with connectors built in the test besides the configured ones.
+pub async fn try_start_with(
+    config: tessera_server::config::Config,
+    clock: Arc<dyn Clock>,
+    connectors: Vec<tessera_connectors::OpenedConnector>,
+) -> Result<Running, String> {
+    let server = BoundServer::start_with(config, clock, connectors).await.map_err(|e| e.to_string())?;
     let base = format!("http://{}", server.web_addr().unwrap());
     let telemetry = server.telemetry_addr().map(|a| format!("http://{a}")).unwrap_or_default();
     let state = server.state.clone();
