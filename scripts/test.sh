@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test of tessera against real services: installs what is missing (PostgreSQL, Chromium
-# and chromedriver, with apt-get as root), starts a throwaway PostgreSQL on a free loopback port,
-# runs the suite, and stops what it started, on failure too.
+# Runs every test of tessera against real services: installs what is missing (PostgreSQL, slapd,
+# Chromium and chromedriver, with apt-get as root), starts a throwaway PostgreSQL and OpenLDAP on free
+# loopback ports, runs the suite, and stops what it started, on failure too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/apt.sh
 source scripts/lib/postgres.sh
+source scripts/lib/ldap.sh
 
 command -v cargo >/dev/null || { log "cargo is missing: install the Rust toolchain first"; exit 1; }
 # The browser test drives Debian's Chromium through chromedriver.
@@ -17,6 +18,7 @@ scratch=$(mktemp -d /tmp/tessera-test.XXXXXX)
 cleanup() {
   local status=$?
   pg_stop "$scratch"
+  ldap_stop "$scratch"
   rm -rf "$scratch"
   exit "$status"
 }
@@ -24,6 +26,8 @@ trap cleanup EXIT INT TERM
 
 pg_start "$scratch"
 export TESSERA_TEST_POSTGRES_URL="$POSTGRES_URL"
+ldap_start "$scratch"
+export TESSERA_TEST_LDAP_URL="$LDAP_URL" TESSERA_TEST_LDAP_CA="$LDAP_CA"
 
 log "checking formatting and lints"
 cargo fmt --all -- --check

@@ -4,6 +4,7 @@
 //! its configuration.
 
 mod identity;
+pub mod ldap;
 pub mod local;
 pub mod mock;
 mod open;

@@ -61,6 +61,10 @@ pub fn open(connector: &Connector, storage: &Storage) -> Result<OpenedConnector,
             let mock = Arc::new(MockPassword { username: field("username")?, password: field("password")? });
             Ok(opened(Login::Password(mock.clone()), Some(mock), None))
         }
+        "ldap" => {
+            let ldap = Arc::new(crate::ldap::LdapConnector::open(&connector.config)?);
+            Ok(opened(Login::Password(ldap.clone()), Some(ldap), None))
+        }
         other => Err(ConnectorError::Config(format!("connector type {other:?} is not implemented yet"))),
     }
 }

@@ -19,7 +19,7 @@ const CONNECTOR_TYPES: &[(&str, Option<&str>)] = &[
     ("local", None),
     ("mockCallback", None),
     ("mockPassword", None),
-    ("ldap", Some("the upstream connectors")),
+    ("ldap", None),
     ("oidc", Some("the upstream connectors")),
     ("oauth", Some("the upstream connectors")),
     ("github", Some("the upstream connectors")),

@@ -7,6 +7,7 @@ mod config;
 mod custom_claims;
 mod discovery_and_keys;
 mod grants;
+mod ldap;
 mod lifecycle;
 mod login;
 mod pages;
