@@ -7,6 +7,7 @@ mod identity;
 pub mod ldap;
 pub mod local;
 pub mod mock;
+pub mod oidc;
 mod open;
 
 use std::collections::HashMap;

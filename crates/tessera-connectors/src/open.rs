@@ -28,8 +28,9 @@ impl OpenedConnector {
     }
 }
 
-/// Opens a connector of a type tessera implements; `Config` error for other types.
-pub fn open(connector: &Connector, storage: &Storage) -> Result<OpenedConnector, ConnectorError> {
+/// Opens a connector of a type tessera implements (discovering an OIDC upstream); `Config` error for
+/// other types.
+pub async fn open(connector: &Connector, storage: &Storage) -> Result<OpenedConnector, ConnectorError> {
     let opened = |login, refresh, token_identity| OpenedConnector {
         id: connector.id.clone(),
         kind: connector.kind.clone(),
@@ -60,6 +61,11 @@ pub fn open(connector: &Connector, storage: &Storage) -> Result<OpenedConnector,
             };
             let mock = Arc::new(MockPassword { username: field("username")?, password: field("password")? });
             Ok(opened(Login::Password(mock.clone()), Some(mock), None))
+        }
+        "oidc" => {
+            let oidc = Arc::new(crate::oidc::OidcConnector::open(&connector.config).await?);
+            let token_identity: Arc<dyn TokenIdentityConnector> = oidc.clone();
+            Ok(opened(Login::Callback(oidc.clone()), Some(oidc), Some(token_identity)))
         }
         "ldap" => {
             let ldap = Arc::new(crate::ldap::LdapConnector::open(&connector.config)?);

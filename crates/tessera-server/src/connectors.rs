@@ -36,7 +36,7 @@ impl Connectors {
     ) -> Result<Self, ConnectorsError> {
         let mut connectors = Connectors::default();
         for connector in storage.list::<Connector>().await? {
-            match open(&connector, storage) {
+            match open(&connector, storage).await {
                 Ok(opened) => connectors.push(opened),
                 Err(err) if continue_on_failure => {
                     tracing::error!(connector = %connector.id, kind = %connector.kind, error = %err, "skipping a connector that failed to open");

@@ -20,7 +20,7 @@ const CONNECTOR_TYPES: &[(&str, Option<&str>)] = &[
     ("mockCallback", None),
     ("mockPassword", None),
     ("ldap", None),
-    ("oidc", Some("the upstream connectors")),
+    ("oidc", None),
     ("oauth", Some("the upstream connectors")),
     ("github", Some("the upstream connectors")),
     ("authproxy", Some("the upstream connectors")),

@@ -10,6 +10,7 @@ mod grants;
 mod ldap;
 mod lifecycle;
 mod login;
+mod oidc;
 mod pages;
 mod serve;
 mod userinfo;

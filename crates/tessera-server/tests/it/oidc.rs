@@ -1,0 +1,178 @@
+//! The `oidc` connector against a real upstream: a second tessera instance on loopback. A browser logs
+//! in at the downstream through the upstream's pages; refresh goes to the upstream; an upstream ID
+//! token is exchanged; forged tokens and unknown states are refused.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tessera_core::clock::SystemClock;
+use tessera_server::config::{Env, parse};
+
+use crate::browser::{Browser, params};
+use crate::login::{APP, APP_SECRET, code_query, redeem, redeem_code, verify};
+use crate::serve::{Running, try_start};
+
+const HASH: &str = "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The upstream (`/up`) and the downstream (`/dex`, connector `upstream`), both real servers.
+async fn pair() -> (Running, Running) {
+    let (up, down) = (free_port(), free_port());
+    let upstream = format!(
+        r#"issuer: http://127.0.0.1:{up}/up
+storage:
+  type: memory
+web:
+  http: 127.0.0.1:{up}
+oauth2:
+  skipApprovalScreen: true
+  passwordConnector: local
+  grantTypes: [authorization_code, refresh_token, password]
+enablePasswordDB: true
+staticPasswords:
+- email: ann@up.example
+  hash: "{HASH}"
+  username: ann
+  name: Ann Upstream
+  userID: ann-1
+  groups: [admins, devs]
+staticClients:
+- id: tessera-down
+  secret: down-secret
+  name: Downstream tessera
+  redirectURIs: ['http://127.0.0.1:{down}/dex/callback']
+"#
+    );
+    let upstream = parse(&upstream, "upstream.yaml", &Env::default()).unwrap().config;
+    let upstream = try_start(upstream, Arc::new(SystemClock)).await.unwrap();
+    let downstream = format!(
+        r#"issuer: http://127.0.0.1:{down}/dex
+storage:
+  type: memory
+web:
+  http: 127.0.0.1:{down}
+oauth2:
+  skipApprovalScreen: true
+  grantTypes: [authorization_code, refresh_token, 'urn:ietf:params:oauth:grant-type:token-exchange']
+connectors:
+- type: oidc
+  id: upstream
+  name: Upstream IdP
+  config:
+    issuer: http://127.0.0.1:{up}/up
+    clientID: tessera-down
+    clientSecret: down-secret
+    redirectURI: http://127.0.0.1:{down}/dex/callback
+    scopes: [profile, email, groups]
+    insecureEnableGroups: true
+    getUserInfo: true
+    promptType: ""
+staticClients:
+- id: example-app
+  secret: {APP_SECRET}
+  name: Example App
+  redirectURIs: ['http://127.0.0.1:5555/callback']
+"#
+    );
+    let downstream = parse(&downstream, "downstream.yaml", &Env::default()).unwrap().config;
+    let downstream = try_start(downstream, Arc::new(SystemClock)).await.unwrap();
+    (upstream, downstream)
+}
+
+#[tokio::test]
+async fn login_through_an_upstream_openid_provider() {
+    let (upstream, downstream) = pair().await;
+    let browser = Browser::new(APP);
+    // One connector: straight to the upstream, whose only connector is its password form.
+    let url = format!("{}/dex/auth?{}", downstream.base, code_query("openid email profile groups offline_access"));
+    let form = browser.follow(browser.get(&url).await).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(form.url.starts_with(&upstream.base), "the upstream's own page: {}", form.url);
+    let back = browser.submit(&form, &[("login", "ann@up.example"), ("password", "password")], None).await;
+    let location = back.location.expect("back at the app");
+    let query = params(&location, false);
+    assert_eq!(query["state"], "st-123");
+
+    let (status, tokens) = redeem_code(&downstream, &query["code"]).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = verify(&downstream, tokens["id_token"].as_str().unwrap(), "example-app").await;
+    let upstream_sub = tessera_core::subject::encode_subject("ann-1", "local");
+    assert_eq!(claims["sub"], tessera_core::subject::encode_subject(&upstream_sub, "upstream"));
+    assert_eq!(claims["email"], "ann@up.example");
+    assert_eq!(claims["name"], "Ann Upstream");
+    assert_eq!(claims["groups"], serde_json::json!(["admins", "devs"]));
+
+    // Refresh goes through the upstream's refresh token.
+    let form = [("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())];
+    let (status, refreshed) = redeem(&downstream, &form, Some(("example-app", APP_SECRET))).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let claims = verify(&downstream, refreshed["id_token"].as_str().unwrap(), "example-app").await;
+    assert_eq!(claims["email"], "ann@up.example");
+
+    // A made-up state at the callback is refused with a page.
+    let bogus = browser.get(&format!("{}/dex/callback?state=nope&code=x", downstream.base)).await;
+    assert_eq!(bogus.status, StatusCode::BAD_REQUEST);
+    downstream.shutdown().await;
+    upstream.shutdown().await;
+}
+
+#[tokio::test]
+async fn upstream_id_tokens_are_exchanged_and_forgeries_refused() {
+    let (upstream, downstream) = pair().await;
+    let form = [
+        ("grant_type", "password"),
+        ("username", "ann@up.example"),
+        ("password", "password"),
+        ("scope", "openid email profile"),
+    ];
+    let response = reqwest::Client::new()
+        .post(format!("{}/up/token", upstream.base))
+        .basic_auth("tessera-down", Some("down-secret"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let upstream_tokens: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{upstream_tokens}");
+    let id_token = upstream_tokens["id_token"].as_str().unwrap();
+
+    let exchange = |token: String| {
+        let downstream = &downstream;
+        async move {
+            let form = [
+                ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange".to_owned()),
+                ("connector_id", "upstream".to_owned()),
+                ("subject_token", token),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:id_token".to_owned()),
+                ("scope", "openid email".to_owned()),
+            ];
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            redeem(downstream, &form, Some(("example-app", APP_SECRET))).await
+        }
+    };
+    let (status, answer) = exchange(id_token.to_owned()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let claims = verify(&downstream, answer["access_token"].as_str().unwrap(), "example-app").await;
+    assert_eq!(claims["email"], "ann@up.example");
+
+    // The same token with its payload changed no longer verifies.
+    let parts: Vec<&str> = id_token.split('.').collect();
+    let mut payload: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[1]).unwrap(),
+    )
+    .unwrap();
+    payload["email"] = "admin@up.example".into();
+    let forged_payload = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        serde_json::to_vec(&payload).unwrap(),
+    );
+    let (status, answer) = exchange(format!("{}.{forged_payload}.{}", parts[0], parts[2])).await;
+    assert_eq!((status, answer["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("access_denied")));
+    downstream.shutdown().await;
+    upstream.shutdown().await;
+}
