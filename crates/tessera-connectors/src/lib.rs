@@ -3,6 +3,7 @@
 //! optionally, [`RefreshConnector`] and [`TokenIdentityConnector`]. [`open`] builds a connector from
 //! its configuration.
 
+pub mod authproxy;
 mod identity;
 pub mod ldap;
 pub mod local;
@@ -32,13 +33,32 @@ pub trait PasswordConnector: Send + Sync {
 pub trait CallbackConnector: Send + Sync {
     /// Where to send the browser, and connector data to keep with the login until the callback.
     fn login_url(&self, scopes: Scopes, callback_url: &str, state: &str) -> Result<(String, Vec<u8>), ConnectorError>;
-    /// The identity from the upstream's answer (`query` holds the callback's query parameters).
+    /// The identity from the upstream's answer: the callback's query parameters and headers.
     async fn handle_callback(
         &self,
         scopes: Scopes,
         connector_data: &[u8],
-        query: &HashMap<String, String>,
+        request: &CallbackRequest,
     ) -> Result<Identity, ConnectorError>;
+}
+
+/// What the browser brought back to `/callback`.
+#[derive(Debug, Clone, Default)]
+pub struct CallbackRequest {
+    pub query: HashMap<String, String>,
+    /// Header names in lowercase. At the bare `/callback`, `X-Remote-*` headers are removed so a
+    /// client cannot pose as an authenticating proxy.
+    pub headers: HashMap<String, String>,
+}
+
+impl CallbackRequest {
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str).filter(|v| !v.is_empty())
+    }
 }
 
 /// A connector that can refresh an identity without the user (for refresh tokens).

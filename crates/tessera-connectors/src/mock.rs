@@ -1,12 +1,11 @@
 //! Dex's test connectors: `mockCallback` (a redirect that always comes back as Kilgore Trout) and
 //! `mockPassword` (one configured username and password).
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 
 use crate::{
-    CallbackConnector, ConnectorError, Identity, PasswordConnector, RefreshConnector, Scopes, TokenIdentityConnector,
+    CallbackConnector, CallbackRequest, ConnectorError, Identity, PasswordConnector, RefreshConnector, Scopes,
+    TokenIdentityConnector,
 };
 
 /// The identity Dex's mock connectors vouch for.
@@ -37,7 +36,7 @@ impl CallbackConnector for MockCallback {
         &self,
         scopes: Scopes,
         _connector_data: &[u8],
-        _query: &HashMap<String, String>,
+        _request: &CallbackRequest,
     ) -> Result<Identity, ConnectorError> {
         let mut identity = kilgore_trout();
         if !scopes.groups {

@@ -3,7 +3,6 @@
 //! JWKS, optional userinfo, claim mapping and group rules, upstream refresh tokens kept as connector
 //! data for `offline_access`, and token exchange of upstream tokens.
 
-use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -13,7 +12,9 @@ use serde_json::{Map, Value};
 use tessera_jose::{JoseError, PublicKey};
 use time::OffsetDateTime;
 
-use crate::{CallbackConnector, ConnectorError, Identity, RefreshConnector, Scopes, TokenIdentityConnector};
+use crate::{
+    CallbackConnector, CallbackRequest, ConnectorError, Identity, RefreshConnector, Scopes, TokenIdentityConnector,
+};
 
 /// Every call to the upstream is bounded: a slow upstream gives an error page, not a hung login.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -474,8 +475,9 @@ impl CallbackConnector for OidcConnector {
         &self,
         scopes: Scopes,
         connector_data: &[u8],
-        query: &HashMap<String, String>,
+        request: &CallbackRequest,
     ) -> Result<Identity, ConnectorError> {
+        let query = &request.query;
         if let Some(error) = query.get("error") {
             return Err(failed(format!("the upstream refused the login: {error}")));
         }

@@ -67,6 +67,10 @@ pub async fn open(connector: &Connector, storage: &Storage) -> Result<OpenedConn
             let token_identity: Arc<dyn TokenIdentityConnector> = oidc.clone();
             Ok(opened(Login::Callback(oidc.clone()), Some(oidc), Some(token_identity)))
         }
+        "authproxy" => {
+            let proxy = Arc::new(crate::authproxy::AuthProxy::open(&connector.id, &connector.config)?);
+            Ok(opened(Login::Callback(proxy), None, None))
+        }
         "ldap" => {
             let ldap = Arc::new(crate::ldap::LdapConnector::open(&connector.config)?);
             Ok(opened(Login::Password(ldap.clone()), Some(ldap), None))

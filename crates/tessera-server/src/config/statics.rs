@@ -23,7 +23,7 @@ const CONNECTOR_TYPES: &[(&str, Option<&str>)] = &[
     ("oidc", None),
     ("oauth", Some("the upstream connectors")),
     ("github", Some("the upstream connectors")),
-    ("authproxy", Some("the upstream connectors")),
+    ("authproxy", None),
     ("keystone", Some(NOT_PLANNED)),
     ("gitea", Some(NOT_PLANNED)),
     ("gitlab", Some(NOT_PLANNED)),

@@ -24,8 +24,24 @@ pub struct Landing {
 
 impl Browser {
     pub fn new(app: &str) -> Self {
-        let http =
-            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap();
+        Self::with_headers(app, &[])
+    }
+
+    /// A browser behind a proxy that adds `headers` to every request.
+    pub fn with_headers(app: &str, headers: &[(&str, &str)]) -> Self {
+        let mut defaults = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            defaults.insert(
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                reqwest::header::HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .default_headers(defaults)
+            .build()
+            .unwrap();
         Self { http, app: app.to_owned() }
     }
 

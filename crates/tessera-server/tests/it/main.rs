@@ -1,6 +1,7 @@
 //! tessera-server's integration tests: configuration reading, and the server started for real.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failing test should stop loudly
 
+mod authproxy;
 mod browser;
 mod chromium;
 mod config;

@@ -3,43 +3,55 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use tessera_connectors::{ConnectorError, Login, Scopes};
+use tessera_connectors::authproxy::callback_headers;
+use tessera_connectors::{CallbackRequest, ConnectorError, Login, Scopes};
 
 use super::finalize::finalize_login;
 use super::{internal_page, load_auth_request};
 use crate::AppState;
 
-/// The bare callback. (Authenticating-proxy headers are only read at `/callback/{id}`, so a
-/// forged `X-Remote-User` sent here is never trusted.)
-pub async fn bare(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
-    handle(&state, None, query).await
+/// The bare callback: `X-Remote-*` headers are dropped, so a forged `X-Remote-User` sent here is
+/// never trusted (the authenticating proxy's headers are read at `/callback/{id}` only).
+pub async fn bare(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    handle(&state, None, CallbackRequest { query, headers: collect(&headers, false) }).await
 }
 
 pub async fn named(
     State(state): State<AppState>,
     Path(connector_id): Path<String>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    handle(&state, Some(connector_id), query).await
+    handle(&state, Some(connector_id), CallbackRequest { query, headers: collect(&headers, true) }).await
 }
 
-async fn handle(state: &AppState, connector_id: Option<String>, query: HashMap<String, String>) -> Response {
+fn collect(headers: &HeaderMap, trust_proxy_headers: bool) -> HashMap<String, String> {
+    let pairs = headers.iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
+    callback_headers(pairs, trust_proxy_headers)
+}
+
+async fn handle(state: &AppState, connector_id: Option<String>, request: CallbackRequest) -> Response {
+    let query = &request.query;
     let id = query.get("state").map(String::as_str).unwrap_or("");
-    let request = match load_auth_request(state, id).await {
+    let auth_request = match load_auth_request(state, id).await {
         Ok(request) => request,
         Err(page) => return page,
     };
-    if connector_id.is_some_and(|c| c != request.connector_id) {
+    if connector_id.is_some_and(|c| c != auth_request.connector_id) {
         return state.pages.error(StatusCode::BAD_REQUEST, "Requested resource does not exist.");
     }
-    let Some(Login::Callback(connector)) = state.connectors.get(&request.connector_id).map(|c| &c.login) else {
+    let Some(Login::Callback(connector)) = state.connectors.get(&auth_request.connector_id).map(|c| &c.login) else {
         return state.pages.error(StatusCode::BAD_REQUEST, "Requested resource does not exist.");
     };
-    let scopes = Scopes::from_requested(&request.scopes);
-    match connector.handle_callback(scopes, &request.connector_data, &query).await {
-        Ok(identity) => finalize_login(state, request, identity).await,
+    let scopes = Scopes::from_requested(&auth_request.scopes);
+    match connector.handle_callback(scopes, &auth_request.connector_data, &request).await {
+        Ok(identity) => finalize_login(state, auth_request, identity).await,
         Err(ConnectorError::NotInRequiredGroups) => {
             state.pages.error(StatusCode::FORBIDDEN, "You are not a member of a group allowed to log in.")
         }
