@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of tessera against real services: installs what is missing (PostgreSQL, slapd,
-# Chromium and chromedriver, with apt-get as root), starts a throwaway PostgreSQL and OpenLDAP on free
+# Chromium and chromedriver with apt-get as root, oidc-provider with npm), starts a throwaway PostgreSQL and OpenLDAP on free
 # loopback ports, runs the suite, and stops what it started, on failure too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,14 @@ command -v cargo >/dev/null || { log "cargo is missing: install the Rust toolcha
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   log "installing Chromium and chromedriver"; apt_install chromium chromium-driver
 fi
+
+# The OIDC connector is tested against the reference provider, oidc-provider from the npm registry.
+command -v npm >/dev/null 2>&1 || { log "installing Node.js"; apt_install nodejs npm; }
+if [ ! -d scripts/oidc-provider/node_modules/oidc-provider ]; then
+  log "installing oidc-provider"
+  npm install --prefix scripts/oidc-provider --no-audit --no-fund --loglevel=error >/dev/null
+fi
+export TESSERA_TEST_OIDC_PROVIDER="$PWD/scripts/oidc-provider/op.mjs"
 
 scratch=$(mktemp -d /tmp/tessera-test.XXXXXX)
 cleanup() {

@@ -4,10 +4,13 @@
 //! its configuration.
 
 pub mod authproxy;
+pub mod github;
 mod identity;
 pub mod ldap;
 pub mod local;
 pub mod mock;
+pub mod oauth;
+mod oauth2_client;
 pub mod oidc;
 mod open;
 

@@ -67,6 +67,14 @@ pub async fn open(connector: &Connector, storage: &Storage) -> Result<OpenedConn
             let token_identity: Arc<dyn TokenIdentityConnector> = oidc.clone();
             Ok(opened(Login::Callback(oidc.clone()), Some(oidc), Some(token_identity)))
         }
+        "oauth" => {
+            let oauth = Arc::new(crate::oauth::OAuthConnector::open(&connector.config)?);
+            Ok(opened(Login::Callback(oauth.clone()), Some(oauth), None))
+        }
+        "github" => {
+            let github = Arc::new(crate::github::GithubConnector::open(&connector.config)?);
+            Ok(opened(Login::Callback(github.clone()), Some(github), None))
+        }
         "authproxy" => {
             let proxy = Arc::new(crate::authproxy::AuthProxy::open(&connector.id, &connector.config)?);
             Ok(opened(Login::Callback(proxy), None, None))

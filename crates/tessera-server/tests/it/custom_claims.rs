@@ -16,15 +16,15 @@ const ADMIN_ID: &str = "08a8684b-db88-4b73-90a9-3cd1661f5466";
 const SEED_QUERY: &str = "SELECT role, org, plan FROM users WHERE user_id = $1 AND email = $2 LIMIT 1";
 
 /// A fresh database holding the seed's `users` table, with a row for the password database's admin.
-struct ClaimsDb {
+pub struct ClaimsDb {
     admin: PgConnectOptions,
     name: String,
     uri: String,
-    conn: PgConnection,
+    pub conn: PgConnection,
 }
 
 impl ClaimsDb {
-    async fn new() -> Option<Self> {
+    pub async fn new() -> Option<Self> {
         let url = postgres_url()?;
         let admin: PgConnectOptions = url.parse().unwrap();
         let name = format!("claims_e2e_{}", tessera_core::id::new_id());
@@ -42,7 +42,7 @@ impl ClaimsDb {
         Some(Self { admin, name, uri, conn })
     }
 
-    fn env(&self, query: &str, args: &str, static_claims: Option<&str>) -> Env {
+    pub fn env(&self, query: &str, args: &str, static_claims: Option<&str>) -> Env {
         let mut pairs = vec![
             ("DEX_CUSTOM_CLAIMS_POSTGRES_URI", self.uri.as_str()),
             ("DEX_CUSTOM_CLAIMS_POSTGRES_QUERY", query),

@@ -14,4 +14,5 @@ mod login;
 mod oidc;
 mod pages;
 mod serve;
+mod upstream_apis;
 mod userinfo;

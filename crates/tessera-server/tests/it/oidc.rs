@@ -176,3 +176,107 @@ async fn upstream_id_tokens_are_exchanged_and_forgeries_refused() {
     downstream.shutdown().await;
     upstream.shutdown().await;
 }
+
+/// oidc-provider (the certified reference OP) started by the test, stopped when dropped.
+struct ReferenceProvider {
+    process: std::process::Child,
+    issuer: String,
+}
+
+impl Drop for ReferenceProvider {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+async fn reference_provider(redirect: &str) -> Option<ReferenceProvider> {
+    let script = match std::env::var("TESSERA_TEST_OIDC_PROVIDER") {
+        Ok(script) => script,
+        Err(_) if std::env::var_os("CI").is_some() => panic!("CI is set but TESSERA_TEST_OIDC_PROVIDER is not"),
+        Err(_) => {
+            eprintln!("SKIPPED: TESSERA_TEST_OIDC_PROVIDER is not set; the reference-provider test did not run");
+            return None;
+        }
+    };
+    let port = free_port();
+    let process = std::process::Command::new("node")
+        .arg(&script)
+        .env("PORT", port.to_string())
+        .env("RP_REDIRECT", redirect)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("node runs the reference provider");
+    let provider = ReferenceProvider { process, issuer: format!("http://127.0.0.1:{port}") };
+    for _ in 0..100 {
+        if reqwest::get(format!("{}/.well-known/openid-configuration", provider.issuer))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Some(provider);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the reference provider did not start");
+}
+
+#[tokio::test]
+async fn login_through_the_reference_provider() {
+    let down = free_port();
+    let callback = format!("http://127.0.0.1:{down}/dex/callback");
+    let Some(provider) = reference_provider(&callback).await else { return };
+    // Custom claims keyed on the email work for an upstream identity as for a local one.
+    let Some(mut db) = crate::custom_claims::ClaimsDb::new().await else { return };
+    sqlx::Executor::execute(
+        &mut db.conn,
+        "INSERT INTO users VALUES ('alice-row', 'alice@op.example', 'member', 'acme', 'pro')",
+    )
+    .await
+    .unwrap();
+    let env = db.env("SELECT org, plan FROM users WHERE email = $1", r#"["{{.Email}}"]"#, None);
+    let config = format!(
+        r#"issuer: http://127.0.0.1:{down}/dex
+storage:
+  type: memory
+web:
+  http: 127.0.0.1:{down}
+oauth2:
+  skipApprovalScreen: true
+connectors:
+- type: oidc
+  id: reference
+  name: Reference OP
+  config:
+    issuer: {}
+    clientID: tessera
+    clientSecret: tessera-secret
+    redirectURI: {callback}
+    scopes: [profile, email]
+    getUserInfo: true
+staticClients:
+- id: example-app
+  secret: {APP_SECRET}
+  name: Example App
+  redirectURIs: ['http://127.0.0.1:5555/callback']
+"#,
+        provider.issuer
+    );
+    let downstream =
+        try_start(parse(&config, "reference.yaml", &env).unwrap().config, Arc::new(SystemClock)).await.unwrap();
+    let browser = Browser::new(APP);
+    let url = format!("{}/dex/auth?{}", downstream.base, code_query("openid email profile"));
+    let login = browser.follow(browser.get(&url).await).await;
+    assert!(login.url.starts_with(&provider.issuer), "the provider's login page: {} {}", login.url, login.body);
+    let consent = browser.submit(&login, &[("login", "alice"), ("password", "anything")], None).await;
+    let back = if consent.location.is_some() { consent } else { browser.submit(&consent, &[], None).await };
+    let location = back.location.unwrap_or_else(|| panic!("back at the app: {}", back.body));
+    let (status, tokens) = redeem_code(&downstream, &params(&location, false)["code"]).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = verify(&downstream, tokens["id_token"].as_str().unwrap(), "example-app").await;
+    assert_eq!(claims["sub"], tessera_core::subject::encode_subject("alice", "reference"));
+    assert_eq!(claims["email"], "alice@op.example", "from the provider's userinfo");
+    assert_eq!(claims["name"], "Alice Reference");
+    assert_eq!((claims["org"].as_str(), claims["plan"].as_str()), (Some("acme"), Some("pro")));
+    downstream.shutdown().await;
+}
