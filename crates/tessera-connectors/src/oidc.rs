@@ -94,7 +94,45 @@ pub struct OidcConfig {
     #[serde(rename = "hostedDomains")]
     pub hosted_domains: Vec<String>,
     #[serde(rename = "claimModifications")]
-    pub claim_modifications: Option<Value>,
+    pub claim_modifications: ClaimModifications,
+}
+
+/// Dex's `claimModifications`: rules applied to the upstream's groups.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClaimModifications {
+    #[serde(rename = "newGroupFromClaims")]
+    pub new_group_from_claims: Vec<NewGroupFromClaims>,
+    #[serde(rename = "filterGroupClaims")]
+    pub filter_group_claims: FilterGroupClaims,
+    #[serde(rename = "modifyGroupNames")]
+    pub modify_group_names: ModifyGroupNames,
+}
+
+/// A group made by joining string claims: `prefix`, then each claim, joined with `delimiter`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewGroupFromClaims {
+    pub claims: Vec<String>,
+    pub delimiter: String,
+    #[serde(rename = "clearDelimiter")]
+    pub clear_delimiter: bool,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilterGroupClaims {
+    /// Only groups matching this regular expression are kept.
+    #[serde(rename = "groupsFilter")]
+    pub groups_filter: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModifyGroupNames {
+    pub prefix: String,
+    pub suffix: String,
 }
 
 /// What the login keeps between the redirect and the callback.
@@ -168,8 +206,8 @@ impl OidcConnector {
         if !config.hosted_domains.is_empty() {
             return Err(config_error("hostedDomains is no longer supported (as in Dex): use the google connector"));
         }
-        if config.claim_modifications.is_some() {
-            return Err(config_error("claimModifications is not supported by tessera yet"));
+        if let Err(err) = groups_filter(&config) {
+            return Err(config_error(format!("claimModifications.filterGroupClaims.groupsFilter: {err}")));
         }
         if config.user_id_key.is_empty() {
             config.user_id_key = "sub".into();
@@ -376,6 +414,49 @@ pub fn verify_id_token(
     Ok(claims)
 }
 
+fn groups_filter(config: &OidcConfig) -> Result<Option<regex::Regex>, regex::Error> {
+    let pattern = &config.claim_modifications.filter_group_claims.groups_filter;
+    if pattern.is_empty() { Ok(None) } else { regex::Regex::new(pattern).map(Some) }
+}
+
+/// `claimModifications` on the upstream's groups: filter, rename, then add groups built from claims.
+fn modify_groups(config: &OidcConfig, claims: &Map<String, Value>, groups: Vec<String>) -> Vec<String> {
+    let rules = &config.claim_modifications;
+    let filter = groups_filter(config).ok().flatten();
+    let rename = &rules.modify_group_names;
+    let mut groups: Vec<String> = groups
+        .into_iter()
+        .filter(|g| filter.as_ref().is_none_or(|f| f.is_match(g)))
+        .map(|g| format!("{}{g}{}", rename.prefix, rename.suffix))
+        .collect();
+    for rule in &rules.new_group_from_claims {
+        // Only string claims join; the operator's delimiter is removed from values when asked, so the
+        // group's structure stays theirs.
+        let values: Vec<String> = rule
+            .claims
+            .iter()
+            .filter_map(|name| claims.get(name).and_then(Value::as_str))
+            .map(|v| {
+                if rule.clear_delimiter && !rule.delimiter.is_empty() {
+                    v.replace(&rule.delimiter, "")
+                } else {
+                    v.to_owned()
+                }
+            })
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        let mut segments = Vec::with_capacity(values.len() + 1);
+        if !rule.prefix.is_empty() {
+            segments.push(rule.prefix.clone());
+        }
+        segments.extend(values);
+        groups.push(segments.join(&rule.delimiter));
+    }
+    groups
+}
+
 /// Dex's claim rules: `userIDKey`, `userNameKey`, `claimMapping`, the email checks, groups.
 pub fn map_claims(
     config: &OidcConfig,
@@ -409,6 +490,7 @@ pub fn map_claims(
             Some(Value::String(one)) => vec![one.clone()],
             _ => Vec::new(),
         };
+        groups = modify_groups(config, claims, groups);
         if !config.allowed_groups.is_empty() {
             groups.retain(|g| config.allowed_groups.contains(g));
             if groups.is_empty() {
@@ -589,6 +671,13 @@ mod tests {
         assert!(matches!(check(&key, &signed(&key, other_issuer), Some("n1")), Err(IdTokenError::Issuer(_))));
     }
 
+    #[tokio::test]
+    async fn a_bad_groups_filter_is_refused_at_start_up() {
+        let raw = json!({"issuer": "https://up.example", "clientID": "t", "claimModifications": {"filterGroupClaims": {"groupsFilter": "(unclosed"}}});
+        let err = OidcConnector::open(&raw).await.err().unwrap().to_string();
+        assert!(err.contains("groupsFilter"), "{err}");
+    }
+
     fn config(extra: Value) -> OidcConfig {
         let mut base = json!({"issuer": "https://up.example", "clientID": "tessera", "scopes": ["profile", "email"],
                               "userIDKey": "sub", "userNameKey": "name"});
@@ -636,6 +725,19 @@ mod tests {
             (identity.user_id.as_str(), identity.username.as_str(), identity.email.as_str()),
             ("ann@corp", "ann", "ann@corp")
         );
+        let modified = config(json!({"insecureEnableGroups": true, "claimModifications": {
+            "filterGroupClaims": {"groupsFilter": "^(a|b)$"},
+            "modifyGroupNames": {"prefix": "up-", "suffix": "-team"},
+            "newGroupFromClaims": [{"claims": ["sub", "name"], "delimiter": ":", "prefix": "user", "clearDelimiter": true}]
+        }}));
+        let mut with_colon = claims();
+        with_colon["groups"] = json!(["a", "b", "c"]);
+        with_colon["name"] = json!("Ann:Admin");
+        assert_eq!(
+            map_claims(&modified, &object(with_colon), all).unwrap().groups,
+            vec!["up-a-team", "up-b-team", "user:u1:AnnAdmin"]
+        );
+        assert!(OidcConfig::default().claim_modifications.new_group_from_claims.is_empty());
         let missing = config(json!({"userIDKey": "employee_id"}));
         assert!(map_claims(&missing, &object(claims()), all).unwrap_err().to_string().contains("employee_id"));
     }

@@ -154,6 +154,30 @@ async fn github_users_in_the_right_org_and_team_log_in() {
 }
 
 #[tokio::test]
+async fn github_options_for_groups_ids_and_emails() {
+    let (upstream, _) = fake_upstream().await;
+    let running = server(&format!(
+        "- type: github\n  id: github\n  name: GitHub\n  config:\n    clientID: tessera\n    clientSecret: fake-secret\n    hostName: {upstream}\n    loadAllGroups: true\n    teamNameField: both\n    useLoginAsID: true\n    preferredEmailDomain: private.example\n"
+    ))
+    .await;
+    let browser = Browser::new(APP);
+    let url = format!("{}/dex/auth?{}", running.base, code_query("openid email groups"));
+    let back = browser.follow(browser.get(&url).await).await;
+    let (status, tokens) =
+        redeem_code(&running, &params(back.location.as_ref().expect("back at the app"), false)["code"]).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = verify(&running, tokens["id_token"].as_str().unwrap(), "example-app").await;
+    assert_eq!(claims["sub"], tessera_core::subject::encode_subject("octocat", "github"), "useLoginAsID");
+    assert_eq!(claims["email"], "octo@private.example", "preferredEmailDomain");
+    assert_eq!(
+        claims["groups"],
+        json!(["acme", "acme:Platform Team", "acme:platform", "other", "other:Ops", "other:ops"]),
+        "every org and team, by name and slug"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_generic_oauth_connector_reads_userinfo() {
     let (upstream, _) = fake_upstream().await;
     let running = server(&format!(
