@@ -165,12 +165,7 @@ impl CallbackConnector for OAuthConnector {
         data: &[u8],
         request: &CallbackRequest,
     ) -> Result<Identity, ConnectorError> {
-        if let Some(error) = request.query("error") {
-            return Err(failed(NAME, format!("the upstream refused the login: {error}")));
-        }
-        let code =
-            request.query("code").filter(|c| !c.is_empty()).ok_or_else(|| failed(NAME, "no code in the callback"))?;
-        let answer = self.client.exchange_code(NAME, code, &String::from_utf8_lossy(data)).await?;
+        let answer = self.client.exchange_callback(NAME, data, request).await?;
         self.identity(&answer.access_token, &answer.refresh_token, scopes).await
     }
 }

@@ -101,6 +101,24 @@ impl OAuth2Client {
         .await
     }
 
+    /// The tokens for the code a callback brought back (`login_data` is what `authorize_url`'s caller
+    /// kept: the redirect URI, which the exchange must repeat).
+    pub async fn exchange_callback(
+        &self,
+        connector: &str,
+        login_data: &[u8],
+        request: &crate::CallbackRequest,
+    ) -> Result<TokenAnswer, ConnectorError> {
+        if let Some(error) = request.query("error") {
+            return Err(failed(connector, format!("the upstream refused the login: {error}")));
+        }
+        let code = request
+            .query("code")
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| failed(connector, "no code in the callback"))?;
+        self.exchange_code(connector, code, &String::from_utf8_lossy(login_data)).await
+    }
+
     pub async fn refresh(&self, connector: &str, refresh_token: &str) -> Result<TokenAnswer, ConnectorError> {
         self.token(connector, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
     }
