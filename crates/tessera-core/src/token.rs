@@ -2,6 +2,7 @@
 //! releases, given the scopes, the identity and the time.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::model::Claims;
@@ -138,6 +139,36 @@ pub fn token_claims(context: &TokenContext) -> TokenClaims {
     }
 }
 
+/// A token's payload: the standard claims with the custom ones beside them, serialized in one pass
+/// (no intermediate JSON map of the standard claims).
+#[derive(Debug, Serialize)]
+pub struct Payload<'a> {
+    #[serde(flatten)]
+    standard: TokenClaims,
+    #[serde(flatten)]
+    custom: &'a Map<String, Value>,
+}
+
+impl<'a> Payload<'a> {
+    /// The custom-claims chain only lets through identity claims the operator allowed to be
+    /// replaced (never protocol claims); such a claim is left out of the standard set so the payload
+    /// names every claim once, with the custom value.
+    pub fn new(mut standard: TokenClaims, custom: &'a Map<String, Value>) -> Self {
+        for name in custom.keys() {
+            match name.as_str() {
+                "email" => standard.email = None,
+                "email_verified" => standard.email_verified = None,
+                "groups" => standard.groups = None,
+                "name" => standard.name = None,
+                "preferred_username" => standard.preferred_username = None,
+                "federated_claims" => standard.federated_claims = None,
+                _ => {}
+            }
+        }
+        Self { standard, custom }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +238,40 @@ mod tests {
         assert_eq!(token["aud"], json!(["cli-app", "web-app"]));
         assert_eq!(token["azp"], "web-app");
         assert!(claims("openid", "web-app").get("azp").is_none(), "no azp for a single audience");
+    }
+
+    #[test]
+    fn a_payload_names_an_overridden_claim_once_with_the_custom_value() {
+        let scopes = scope::parse("openid email groups");
+        let identity = identity();
+        let context = TokenContext {
+            issuer: "https://id.example/dex",
+            client_id: "web-app",
+            scopes: &scopes,
+            identity: &identity,
+            connector_id: "local",
+            nonce: "",
+            auth_time: None,
+            issued_at: datetime!(2026-11-23 12:00 UTC),
+            lifetime: time::Duration::hours(1),
+            jti: "jti-1".into(),
+        };
+        let serde_json::Value::Object(custom) = json!({"groups": ["from-db"], "tenant": "acme"}) else {
+            unreachable!()
+        };
+        let text = serde_json::to_string(&Payload::new(token_claims(&context), &custom)).unwrap();
+        assert_eq!(text.matches("\"groups\"").count(), 1, "{text}");
+        let payload: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(payload["groups"], json!(["from-db"]));
+        assert_eq!(payload["tenant"], "acme");
+        assert_eq!(payload["email"], "jane@example.com");
+        assert_eq!(payload["sub"], "CgoxMjM0NTY3ODkwEgVsb2NhbA");
+    }
+
+    #[test]
+    fn a_payload_without_custom_claims_is_the_standard_claim_set() {
+        let none = Map::new();
+        let payload = Payload::new(serde_json::from_value(claims("openid email", "web-app")).unwrap(), &none);
+        assert_eq!(serde_json::to_value(&payload).unwrap(), claims("openid email", "web-app"));
     }
 }

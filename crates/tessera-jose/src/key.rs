@@ -45,6 +45,8 @@ pub struct PrivateKey {
     alg: Algorithm,
     pkcs8: Vec<u8>,
     inner: Inner,
+    /// `base64url({"alg","kid"}) + "."`: the start of every token this key signs, encoded once.
+    jws_prefix: String,
 }
 
 impl std::fmt::Debug for PrivateKey {
@@ -88,7 +90,9 @@ impl PrivateKey {
                     .map_err(|e| JoseError::InvalidKey(e.to_string()))?,
             ),
         };
-        Ok(Self { kid, alg, pkcs8, inner })
+        let header = json!({ "alg": alg.as_str(), "kid": kid }).to_string();
+        let jws_prefix = format!("{}.", URL_SAFE_NO_PAD.encode(header));
+        Ok(Self { kid, alg, pkcs8, inner, jws_prefix })
     }
 
     /// The form kept in storage (`Keys.signing_key`): `{kid, alg, pkcs8}`.
@@ -164,12 +168,9 @@ impl PrivateKey {
 
     /// A compact JWS of `claims` with header `{alg, kid}` (what Dex's tokens carry).
     pub fn sign_jwt(&self, claims: &impl Serialize) -> Result<String, JoseError> {
-        let header = json!({ "alg": self.alg.as_str(), "kid": self.kid });
-        let header = serde_json::to_vec(&header).map_err(|_| JoseError::Crypto)?;
         let payload = serde_json::to_vec(claims).map_err(|_| JoseError::Crypto)?;
-        let mut token = String::with_capacity((header.len() + payload.len()) * 4 / 3 + 400);
-        URL_SAFE_NO_PAD.encode_string(&header, &mut token);
-        token.push('.');
+        let mut token = String::with_capacity(self.jws_prefix.len() + payload.len() * 4 / 3 + 400);
+        token.push_str(&self.jws_prefix);
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
         let signature = self.sign(token.as_bytes())?;
         token.push('.');

@@ -2,13 +2,12 @@
 //! signing algorithm, signed with the cached key. Every grant that issues tokens comes through here.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
 use tessera_claims::Enriched;
 use tessera_core::error::OAuthError;
 use tessera_core::id::new_id;
 use tessera_core::model::{Claims, Client};
 use tessera_core::scope::{self, cross_client_peer};
-use tessera_core::token::{TokenClaims, TokenContext, token_claims};
+use tessera_core::token::{Payload, TokenContext, token_claims};
 use tessera_jose::left_half_hash;
 use tessera_storage::StorageError;
 use time::OffsetDateTime;
@@ -121,26 +120,16 @@ pub async fn mint(state: &AppState, request: &MintRequest<'_>) -> Result<Minted,
     // Dex's access tokens carry the ID token's claims, with an at_hash over a throwaway value.
     let mut access = token_claims(&context(new_id()));
     access.at_hash = Some(left_half_hash(alg, &new_id()));
-    let access_token = keys.signing.sign_jwt(&with_custom(&access, &enriched.access_token)?).map_err(internal)?;
+    let access_token = keys.signing.sign_jwt(&Payload::new(access, &enriched.access_token)).map_err(internal)?;
     let id_token = if request.with_id_token {
         let mut id = token_claims(&context(new_id()));
         id.at_hash = Some(left_half_hash(alg, &access_token));
         id.c_hash = request.code.map(|code| left_half_hash(alg, code));
-        Some(keys.signing.sign_jwt(&with_custom(&id, &enriched.id_token)?).map_err(internal)?)
+        Some(keys.signing.sign_jwt(&Payload::new(id, &enriched.id_token)).map_err(internal)?)
     } else {
         None
     };
     Ok(Minted { access_token, id_token, expires_in: lifetime.whole_seconds() })
-}
-
-/// The standard claims with the custom ones added. The chain already refused reserved names, so
-/// a custom claim replaces a standard one only where the operator allowed that identity claim.
-fn with_custom(standard: &TokenClaims, custom: &Map<String, Value>) -> Result<Map<String, Value>, OAuthError> {
-    let Value::Object(mut claims) = serde_json::to_value(standard).map_err(internal)? else {
-        return Err(internal("claims are not an object"));
-    };
-    claims.extend(custom.iter().map(|(k, v)| (k.clone(), v.clone())));
-    Ok(claims)
 }
 
 /// Whether a token for these scopes gets an ID token at the token endpoint (only with `openid`).

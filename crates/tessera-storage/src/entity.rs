@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::Kind;
 
-pub trait Entity: Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait Entity: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     const KIND: Kind;
     /// The key this value is stored under.
     fn key(&self) -> String;

@@ -22,7 +22,7 @@ pub use entity::Entity;
 pub use error::StorageError;
 pub use settings::{PostgresSettings, PostgresSsl, SqliteSettings, StorageSettings};
 pub use statics::StaticObjects;
-pub use storage::{GcResult, MAX_UPDATE_ATTEMPTS, Storage};
+pub use storage::{GcResult, MAX_UPDATE_ATTEMPTS, Storage, Versioned};
 
 /// Opens the backend that the settings name, running its migrations.
 pub async fn open(settings: &StorageSettings) -> Result<Storage, StorageError> {

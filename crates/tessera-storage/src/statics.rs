@@ -1,15 +1,30 @@
 //! The read-only overlay of objects defined in the configuration file (static clients, passwords and
-//! connectors): found like stored objects, but never written, deleted or shadowed.
+//! connectors): found like stored objects, but never written, deleted or shadowed. They are kept as
+//! the typed values themselves, so a lookup (every token request looks its client up) is a map
+//! search and a clone, with no decoding.
 
-use std::collections::BTreeMap;
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::storage::{decode, encode};
+use crate::storage::encode;
 use crate::{Entity, Kind, StorageError};
 
-#[derive(Debug, Default)]
+/// One configured object and its position in the configuration.
+struct Entry {
+    position: usize,
+    value: Box<dyn Any + Send + Sync>,
+}
+
+#[derive(Default)]
 pub struct StaticObjects {
-    /// (kind, key) to the object's JSON, in the order the configuration lists them.
-    objects: BTreeMap<(Kind, String), (usize, String)>,
+    objects: HashMap<Kind, BTreeMap<String, Entry>>,
+    count: usize,
+}
+
+impl std::fmt::Debug for StaticObjects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticObjects").field("count", &self.count).finish_non_exhaustive()
+    }
 }
 
 impl StaticObjects {
@@ -19,23 +34,26 @@ impl StaticObjects {
         if self.contains(E::KIND, &key) {
             return Err(StorageError::AlreadyExists);
         }
-        let position = self.objects.len();
-        self.objects.insert((E::KIND, key), (position, encode(value)?));
+        // A value that could not be stored must not be served from the configuration either.
+        encode(value)?;
+        let entry = Entry { position: self.count, value: Box::new(value.clone()) };
+        self.objects.entry(E::KIND).or_default().insert(key, entry);
+        self.count += 1;
         Ok(())
     }
 
     pub fn contains(&self, kind: Kind, key: &str) -> bool {
-        self.objects.contains_key(&(kind, key.to_owned()))
+        self.objects.get(&kind).is_some_and(|of_kind| of_kind.contains_key(key))
     }
 
-    pub(crate) fn get<E: Entity>(&self, key: &str) -> Result<Option<E>, StorageError> {
-        self.objects.get(&(E::KIND, key.to_owned())).map(|(_, data)| decode(data)).transpose()
+    pub(crate) fn get<E: Entity>(&self, key: &str) -> Option<E> {
+        self.objects.get(&E::KIND)?.get(key)?.value.downcast_ref::<E>().cloned()
     }
 
-    pub(crate) fn list<E: Entity>(&self) -> Result<Vec<E>, StorageError> {
-        let mut found: Vec<&(usize, String)> =
-            self.objects.iter().filter(|((kind, _), _)| *kind == E::KIND).map(|(_, entry)| entry).collect();
-        found.sort_by_key(|(position, _)| *position);
-        found.into_iter().map(|(_, data)| decode(data)).collect()
+    pub(crate) fn list<E: Entity>(&self) -> Vec<E> {
+        let Some(of_kind) = self.objects.get(&E::KIND) else { return Vec::new() };
+        let mut found: Vec<&Entry> = of_kind.values().collect();
+        found.sort_by_key(|entry| entry.position);
+        found.into_iter().filter_map(|entry| entry.value.downcast_ref::<E>().cloned()).collect()
     }
 }

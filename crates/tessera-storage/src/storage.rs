@@ -43,6 +43,13 @@ impl std::fmt::Debug for Storage {
     }
 }
 
+/// An object as read from the backend, with its version for a later compare-and-swap.
+#[derive(Debug, Clone)]
+pub struct Versioned<E> {
+    pub value: E,
+    version: i64,
+}
+
 impl Storage {
     pub fn new(backend: Arc<dyn Backend>) -> Self {
         Self { backend, statics: Arc::new(StaticObjects::default()) }
@@ -70,7 +77,7 @@ impl Storage {
     /// [`StorageError::NotFound`] if there is no such object.
     pub async fn get<E: Entity>(&self, key: &str) -> Result<E, StorageError> {
         let key = E::normalize_key(key);
-        if let Some(value) = self.statics.get::<E>(&key)? {
+        if let Some(value) = self.statics.get::<E>(&key) {
             return Ok(value);
         }
         decode::<E>(&self.backend.get(E::KIND, &key).await?.data)
@@ -78,7 +85,7 @@ impl Storage {
 
     /// Configured objects first, then stored ones (a stored object never shadows a configured one).
     pub async fn list<E: Entity>(&self) -> Result<Vec<E>, StorageError> {
-        let mut values = self.statics.list::<E>()?;
+        let mut values = self.statics.list::<E>();
         for doc in self.backend.list(E::KIND).await? {
             let value: E = decode(&doc.data)?;
             if !self.statics.contains(E::KIND, &value.key()) {
@@ -99,23 +106,62 @@ impl Storage {
     /// nobody wrote in between; otherwise it reads again and re-runs `updater`, so `updater` may run
     /// more than once and must not have side effects. An error from `updater` aborts the update and
     /// leaves the stored value as it was.
-    pub async fn update<E, F, Er>(&self, key: &str, mut updater: F) -> Result<E, Er>
+    pub async fn update<E, F, Er>(&self, key: &str, updater: F) -> Result<E, Er>
     where
         E: Entity,
         F: FnMut(E) -> Result<E, Er> + Send,
         Er: From<StorageError> + Send,
     {
+        self.compare_and_swap_loop(&E::normalize_key(key), None, updater).await
+    }
+
+    /// A stored object with the version [`Storage::update_read`] needs (one round trip).
+    pub async fn get_versioned<E: Entity>(&self, key: &str) -> Result<Versioned<E>, StorageError> {
         let key = E::normalize_key(key);
         self.ensure_writable::<E>(&key)?;
+        let document = self.backend.get(E::KIND, &key).await?;
+        Ok(Versioned { value: decode(&document.data)?, version: document.version })
+    }
+
+    /// [`Storage::update`] of an object the caller has just read with [`Storage::get_versioned`]: the
+    /// first attempt writes against that read instead of reading again, saving a round trip when
+    /// nobody wrote in between (and behaving exactly as `update` when somebody did).
+    pub async fn update_read<E, F, Er>(&self, read: Versioned<E>, updater: F) -> Result<E, Er>
+    where
+        E: Entity,
+        F: FnMut(E) -> Result<E, Er> + Send,
+        Er: From<StorageError> + Send,
+    {
+        self.compare_and_swap_loop(&read.value.key(), Some(read), updater).await
+    }
+
+    async fn compare_and_swap_loop<E, F, Er>(
+        &self,
+        key: &str,
+        mut first: Option<Versioned<E>>,
+        mut updater: F,
+    ) -> Result<E, Er>
+    where
+        E: Entity,
+        F: FnMut(E) -> Result<E, Er> + Send,
+        Er: From<StorageError> + Send,
+    {
+        self.ensure_writable::<E>(key)?;
         for attempt in 1..=MAX_UPDATE_ATTEMPTS {
-            let current = self.backend.get(E::KIND, &key).await?;
-            let updated = updater(decode(&current.data)?)?;
+            let current = match first.take() {
+                Some(read) => read,
+                None => {
+                    let document = self.backend.get(E::KIND, key).await?;
+                    Versioned { value: decode(&document.data)?, version: document.version }
+                }
+            };
+            let updated = updater(current.value)?;
             if updated.key() != key {
                 return Err(StorageError::KeyChanged { kind: E::KIND.as_str() }.into());
             }
             let data = encode(&updated)?;
             let expiry = expiry_nanos(&updated);
-            if self.backend.compare_and_swap(E::KIND, &key, current.version, &data, expiry).await? {
+            if self.backend.compare_and_swap(E::KIND, key, current.version, &data, expiry).await? {
                 return Ok(updated);
             }
             backoff(attempt).await;
@@ -129,6 +175,15 @@ impl Storage {
 
     pub async fn get_offline_sessions(&self, user_id: &str, conn_id: &str) -> Result<OfflineSessions, StorageError> {
         self.get::<OfflineSessions>(&offline_sessions_key(user_id, conn_id)).await
+    }
+
+    /// The offline sessions with their version, for [`Storage::update_read`].
+    pub async fn get_offline_sessions_versioned(
+        &self,
+        user_id: &str,
+        conn_id: &str,
+    ) -> Result<Versioned<OfflineSessions>, StorageError> {
+        self.get_versioned::<OfflineSessions>(&offline_sessions_key(user_id, conn_id)).await
     }
 
     pub async fn delete_offline_sessions(&self, user_id: &str, conn_id: &str) -> Result<(), StorageError> {

@@ -111,6 +111,7 @@ macro_rules! conformance_suite {
                 update_of_missing_object_is_not_found,
                 nested_update_exactly_one_fails,
                 update_that_lost_a_race_retries_without_losing_it,
+                update_against_an_earlier_read_detects_writes_since,
                 concurrent_refresh_token_updates_lose_nothing,
                 concurrent_deletes_have_one_winner,
                 concurrent_first_key_updates_create_once,

@@ -425,6 +425,45 @@ pub async fn update_that_lost_a_race_retries_without_losing_it(s: Storage) {
     assert_eq!(s.get::<RefreshToken>(&token.id).await.unwrap(), updated);
 }
 
+/// An update against an earlier versioned read: written as is when nothing changed since, and when
+/// something did, the stale read is not written over it (the updater re-runs on the new value).
+pub async fn update_against_an_earlier_read_detects_writes_since(s: Storage) {
+    let token = refresh_token();
+    s.create(&token).await.unwrap();
+    let read = s.get_versioned::<RefreshToken>(&token.id).await.unwrap();
+    assert_eq!(read.value, token);
+    let runs = AtomicUsize::new(0);
+    let updated = s
+        .update_read::<RefreshToken, _, StorageError>(read, |mut t| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            t.token = "first".into();
+            Ok(t)
+        })
+        .await
+        .unwrap();
+    assert_eq!((runs.swap(0, Ordering::SeqCst), updated.token.as_str()), (1, "first"), "no write since: one run");
+
+    let stale = s.get_versioned::<RefreshToken>(&token.id).await.unwrap();
+    s.update::<RefreshToken, _, StorageError>(&token.id, |mut t| {
+        t.scopes.push("written-since".into());
+        Ok(t)
+    })
+    .await
+    .unwrap();
+    let updated = s
+        .update_read::<RefreshToken, _, StorageError>(stale, |mut t| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            t.token = "second".into();
+            Ok(t)
+        })
+        .await
+        .unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "the stale read is retried on the new value");
+    assert_eq!(updated.scopes.last().map(String::as_str), Some("written-since"));
+    assert_eq!(s.get::<RefreshToken>(&token.id).await.unwrap(), updated);
+    assert!(matches!(s.get_versioned::<RefreshToken>("missing").await, Err(StorageError::NotFound)));
+}
+
 /// Dex's concurrency test: 100 parallel increments of one refresh token, none lost.
 pub async fn concurrent_refresh_token_updates_lose_nothing(s: Storage) {
     let token = refresh_token();

@@ -29,6 +29,9 @@ fn basic(headers: &HeaderMap) -> Option<Result<(String, String), OAuthError>> {
         let (id, secret) = decoded.split_once(':')?;
         // Go's url.QueryUnescape, as Dex uses it: %XX sequences and '+' for a space.
         let unescape = |s: &str| -> Option<String> {
+            if !s.contains(['%', '+']) {
+                return Some(s.to_owned());
+            }
             url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned())
         };
         Some((unescape(id)?, unescape(secret)?))

@@ -15,11 +15,13 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{Value, json};
 use tessera_core::error::{ErrorCode, OAuthError};
 use tessera_core::grant;
 
 use crate::AppState;
+use crate::tokens::TokenResponse;
 
 pub fn router(state: AppState) -> Router {
     Router::new().route("/token", any(token)).with_state(state)
@@ -49,7 +51,15 @@ pub fn error_response(error: &OAuthError) -> Response {
     response
 }
 
-pub fn success_response(body: Value) -> Response {
+/// What a grant answers: tokens, or (device polling, token exchange) a body of its own shape.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Answer {
+    Tokens(TokenResponse),
+    Other(Value),
+}
+
+fn success_response(body: impl Serialize) -> Response {
     (StatusCode::OK, NO_STORE, Json(body)).into_response()
 }
 
@@ -64,7 +74,7 @@ async fn token(State(state): State<AppState>, method: Method, headers: HeaderMap
     }
 }
 
-async fn grant(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> Result<Value, OAuthError> {
+async fn grant(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> Result<Answer, OAuthError> {
     let grant_type = form.get("grant_type");
     if !state.config.grant_types().contains(&grant_type) || grant_type == grant::IMPLICIT {
         return Err(OAuthError::new(
@@ -74,7 +84,7 @@ async fn grant(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> Resul
     }
     // A device polls with its device code alone, as RFC 8628 and Dex have it.
     if grant_type == grant::DEVICE_CODE {
-        return device_code::poll(state, form).await;
+        return device_code::poll(state, form).await.map(Answer::Other);
     }
     let client = client_auth::authenticate(state, headers, form).await?;
     let answer = match grant_type {
@@ -82,10 +92,10 @@ async fn grant(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> Resul
         grant::REFRESH_TOKEN => refresh::refresh(state, &client, form).await?,
         grant::CLIENT_CREDENTIALS => client_credentials::grant(state, &client, form).await?,
         grant::PASSWORD => password::grant(state, &client, form).await?,
-        grant::TOKEN_EXCHANGE => return token_exchange::grant(state, &client, form).await,
+        grant::TOKEN_EXCHANGE => return token_exchange::grant(state, &client, form).await.map(Answer::Other),
         other => {
             return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, format!("Unsupported grant type: {other:?}")));
         }
     };
-    serde_json::to_value(answer).map_err(|_| OAuthError::server_error())
+    Ok(Answer::Tokens(answer))
 }

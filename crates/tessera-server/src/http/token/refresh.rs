@@ -6,11 +6,11 @@ use tessera_connectors::{ConnectorError, Identity, Scopes};
 use tessera_core::error::OAuthError;
 use tessera_core::grant;
 use tessera_core::id::new_id;
-use tessera_core::model::{Claims, Client, RefreshToken};
+use tessera_core::model::{Claims, Client, OfflineSessions, RefreshToken};
 use tessera_core::refresh::{Use, decide, expired, secret_accepted};
 use tessera_core::scope::{self, go_quoted};
 use tessera_core::subject::{decode_refresh_token, encode_refresh_token};
-use tessera_storage::StorageError;
+use tessera_storage::{StorageError, Versioned};
 
 use super::TokenForm;
 use crate::AppState;
@@ -43,11 +43,13 @@ pub async fn refresh(state: &AppState, client: &Client, form: &TokenForm) -> Res
         return Err(OAuthError::invalid_request("Required param: refresh_token."));
     }
     let (id, secret) = decode_refresh_token(presented);
-    let token = match state.storage.get::<RefreshToken>(&id).await {
-        Ok(token) => token,
+    // Read with its version: the rotation below writes against this read (one round trip fewer).
+    let read = match state.storage.get_versioned::<RefreshToken>(&id).await {
+        Ok(read) => read,
         Err(StorageError::NotFound) => return Err(claimed()),
         Err(err) => return Err(internal(err)),
     };
+    let token = read.value.clone();
     if token.client_id != client.id {
         return Err(OAuthError::invalid_grant(
             "Refresh token is invalid or has already been claimed by another client.",
@@ -72,7 +74,12 @@ pub async fn refresh(state: &AppState, client: &Client, form: &TokenForm) -> Res
     }
 
     let planned = decide(&token, now, &policy);
-    let refreshed = if planned.refreshes_identity() { Some(refresh_identity(state, &token).await?) } else { None };
+    let (refreshed, sessions) = if planned.refreshes_identity() {
+        let (identity, sessions) = refresh_identity(state, &token).await?;
+        (Some(identity), sessions)
+    } else {
+        (None, None)
+    };
     let claims =
         refreshed.as_ref().map_or_else(|| token.claims.clone(), |identity| keep_user_id(&token.claims, identity));
 
@@ -98,7 +105,7 @@ pub async fn refresh(state: &AppState, client: &Client, form: &TokenForm) -> Res
     let new_secret = new_id();
     let stored = state
         .storage
-        .update::<RefreshToken, _, Abort>(&token.id, |mut current| {
+        .update_read::<RefreshToken, _, Abort>(read, |mut current| {
             if !secret_accepted(&current, &secret, now, &policy) {
                 return Err(Abort::Claimed);
             }
@@ -125,8 +132,8 @@ pub async fn refresh(state: &AppState, client: &Client, form: &TokenForm) -> Res
         Err(Abort::Claimed) => return Err(claimed()),
         Err(Abort::Storage(err)) => return Err(internal(err)),
     };
-    if let Some(identity) = &refreshed {
-        record_use(state, &stored, identity).await.map_err(internal)?;
+    if let (Some(identity), Some(sessions)) = (&refreshed, sessions) {
+        record_use(state, sessions, &stored, identity).await.map_err(internal)?;
     }
     Ok(TokenResponse::new(minted, Some(encode_refresh_token(&stored.id, &stored.token))))
 }
@@ -147,21 +154,30 @@ fn narrowed_scopes(granted: &[String], requested: &str) -> Result<Vec<String>, O
     Ok(requested)
 }
 
-/// The user's current identity from the connector, with the upstream data kept on their offline
-/// session (or, for tokens from before offline sessions, on the token).
-async fn refresh_identity(state: &AppState, token: &RefreshToken) -> Result<Identity, OAuthError> {
+/// The user's current identity from the connector (as stored, for a connector that does not
+/// refresh), with the upstream data kept on their offline session (or, for tokens from before offline
+/// sessions, on the token). The offline sessions come back as read, for [`record_use`].
+async fn refresh_identity(
+    state: &AppState,
+    token: &RefreshToken,
+) -> Result<(Identity, Option<Versioned<OfflineSessions>>), OAuthError> {
     let connector = state.connectors.get(&token.connector_id).ok_or_else(claimed)?;
-    let Some(refresher) = &connector.refresh else {
-        return Ok(Identity::from_claims(&token.claims, token.connector_data.clone()));
-    };
-    let data = match state.storage.get_offline_sessions(&token.claims.user_id, &token.connector_id).await {
-        Ok(sessions) if !sessions.connector_data.is_empty() => sessions.connector_data,
-        Ok(_) | Err(StorageError::NotFound) => token.connector_data.clone(),
+    let sessions = match state.storage.get_offline_sessions_versioned(&token.claims.user_id, &token.connector_id).await
+    {
+        Ok(sessions) => Some(sessions),
+        Err(StorageError::NotFound) => None,
         Err(err) => return Err(internal(err)),
+    };
+    let data = match &sessions {
+        Some(read) if !read.value.connector_data.is_empty() => read.value.connector_data.clone(),
+        _ => token.connector_data.clone(),
+    };
+    let Some(refresher) = &connector.refresh else {
+        return Ok((Identity::from_claims(&token.claims, data), sessions));
     };
     let scopes = Scopes::from_requested(&token.scopes);
     match refresher.refresh(scopes, Identity::from_claims(&token.claims, data)).await {
-        Ok(identity) => Ok(identity),
+        Ok(identity) => Ok((identity, sessions)),
         Err(ConnectorError::Revoked(reason)) => {
             tracing::info!(connector = %token.connector_id, %reason, "refresh refused by the connector");
             Err(OAuthError::invalid_grant("The user's identity can no longer be refreshed; log in again."))
@@ -176,10 +192,16 @@ fn keep_user_id(current: &Claims, identity: &Identity) -> Claims {
 }
 
 /// The offline session remembers when the client last refreshed and the upstream's newest data.
-async fn record_use(state: &AppState, token: &RefreshToken, identity: &Identity) -> Result<(), StorageError> {
+/// Written against the read `refresh_identity` made (re-read only if someone wrote since).
+async fn record_use(
+    state: &AppState,
+    sessions: Versioned<OfflineSessions>,
+    token: &RefreshToken,
+    identity: &Identity,
+) -> Result<(), StorageError> {
     let updated = state
         .storage
-        .update_offline_sessions::<_, StorageError>(&token.claims.user_id, &token.connector_id, |mut sessions| {
+        .update_read::<_, _, StorageError>(sessions, |mut sessions| {
             if let Some(reference) = sessions.refresh.get_mut(&token.client_id) {
                 reference.last_used = token.last_used;
             }
