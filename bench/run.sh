@@ -5,9 +5,10 @@
 # tessera-load), and prints one table: requests/s, p50/p99, server CPU, peak RSS, errors.
 # Installs what it needs (wrk, Node.js, oidc-provider, PostgreSQL), stops what it starts.
 #
-#   bench/run.sh                 # everything (~7 minutes on 2 cores once built)
+#   bench/run.sh                 # everything: ~4 minutes once built (a clean build adds ~7.5)
 #   ONLY=cc bench/run.sh         # some groups: cc (with the limit and the reference), refresh, authcode, micro
-#   DURATION=5 bench/run.sh      # shorter runs (default 10 s after a 2 s warm-up)
+#   DURATION=10 ROUNDS=5 bench/run.sh   # longer runs (default 5 s after a 2 s warm-up, 3 rounds)
+#   PROFILE=release bench/run.sh # the README's build instead of the production profile
 #
 # Pinned scenarios (the single-core comparison the targets ask for): server on core 0, load on core 1.
 # Unpinned ones (refresh, authcode) share both cores with the load driver and PostgreSQL.
@@ -16,7 +17,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib/apt.sh
 source scripts/lib/postgres.sh
 
-DURATION=${DURATION:-10}
+PROFILE=${PROFILE:-production}
+DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-16}
 ROUNDS=${ROUNDS:-3}
@@ -29,9 +31,10 @@ if wants cc; then
   [ -d scripts/oidc-provider/node_modules/oidc-provider ] ||
     npm install --prefix scripts/oidc-provider --no-audit --no-fund --loglevel=error >/dev/null
 fi
-log "building tessera and the benchmark tools (release)"
-cargo build --release --locked -p tessera -p tessera-bench 2>&1 | grep -E '^(error|warning)' -A5 >&2 || true
-[ -x target/release/tessera ] && [ -x target/release/tessera-load ] || { log "the release build failed"; exit 1; }
+log "building tessera and the benchmark tools (profile $PROFILE)"
+# One build for the binaries and the criterion bench, so both use the same features (no second build).
+cargo build --profile "$PROFILE" --locked -p tessera -p tessera-bench --bins --benches >&2
+bin=target/$PROFILE
 
 scratch=$(mktemp -d /tmp/tessera-bench.XXXXXX)
 chmod 755 "$scratch"
@@ -125,7 +128,7 @@ settle() {
 load_flow() {
   local name=$1 pid=$2 scenario=$3 issuer=$4 connections=$5 before result
   before=$(cpu_ticks "$pid")
-  result=$(target/release/tessera-load "$scenario" --issuer "$issuer" --connections "$connections" \
+  result=$($bin/tessera-load "$scenario" --issuer "$issuer" --connections "$connections" \
     --users "$connections" --warmup "$WARMUP" --duration "$DURATION" | awk '/^RESULT/ {print $2, $3, $4, $5}')
   row "$name" "$pid" "$result $(cpu_since "$pid" "$before" $((WARMUP + DURATION)))"
 }
@@ -171,7 +174,7 @@ YAML
     done
     printf '%s\n' "$extra"
   } >"$dir/config.yaml"
-  local run=(target/release/tessera serve "$dir/config.yaml")
+  local run=($bin/tessera serve "$dir/config.yaml")
   [ -z "$pin" ] || run=(taskset -c 0 "${run[@]}")
   started=$(date +%s%N)
   "${run[@]}" 2>"$dir/log" &
@@ -204,11 +207,11 @@ if wants cc; then
   log "the limit: minimal token servers (ES256, RS256)"
   port=$(free_port)
   start_pinned minimal-es "http://127.0.0.1:$port/healthz" "$scratch/minimal-es.log" \
-    target/release/minimal-token-server "127.0.0.1:$port" ES256
+    $bin/minimal-token-server "127.0.0.1:$port" ES256
   minimal_es=("$PID" "http://127.0.0.1:$port/token")
   port=$(free_port)
   start_pinned minimal-rs "http://127.0.0.1:$port/healthz" "$scratch/minimal-rs.log" \
-    target/release/minimal-token-server "127.0.0.1:$port" RS256
+    $bin/minimal-token-server "127.0.0.1:$port" RS256
   minimal_rs=("$PID" "http://127.0.0.1:$port/token")
   log "tessera on SQLite, ES256 and RS256"
   start_tessera cc-es ES256 "$(sqlite_storage cc-es)" "" pin
@@ -306,6 +309,7 @@ printf '%s\n' "${notes[@]}"
 if wants micro; then
   echo
   log "criterion micro-benchmarks (signatures, claim-set assembly)"
-  cargo bench --locked -p tessera-bench --bench hot_paths -- --warm-up-time 1 --measurement-time 3 2>/dev/null |
-    awk '/^[a-z].*/ {name=$0} /time:/ {sub(/^ */, ""); print "- " name ": " $0}' | sed 's/  */ /g'
+  cargo bench --profile "$PROFILE" --locked -p tessera-bench --bench hot_paths -- --warm-up-time 1 --measurement-time 3 2>/dev/null |
+    awk '/time:/ { line = $0; sub(/^ +/, "", line); print "- " ($0 ~ /^ / ? name " " : "") line; next } /^[^ ]/ { name = $0 }' |
+      sed 's/  */ /g'
 fi
