@@ -92,6 +92,44 @@ async fn a_new_login_replaces_the_users_refresh_token_for_that_client() {
     running.shutdown().await;
 }
 
+/// The rotation is written against the grant's own read of the token: of ten parallel uses of one
+/// token (no reuse interval), exactly one rotates it and the others are refused, whatever the timing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_uses_of_one_refresh_token_rotate_it_once() {
+    let (running, _) =
+        server_with_clock(&format!("{SKIP_CONSENT}expiry:\n  refreshTokens:\n    reuseInterval: 0s\n")).await;
+    let (_, tokens) = redeem_code(&running, &mock_code(&running, "openid offline_access").await).await;
+    let token = refresh_token(&tokens);
+    let uses: Vec<_> = (0..10)
+        .map(|_| {
+            let (url, token) = (format!("{}/dex/token", running.base), token.clone());
+            tokio::spawn(async move {
+                let form = [("grant_type", "refresh_token"), ("refresh_token", token.as_str())];
+                let response = reqwest::Client::new()
+                    .post(url)
+                    .basic_auth("example-app", Some(APP_SECRET))
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status(), response.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for answer in uses {
+        let (status, body) = answer.await.unwrap();
+        match status {
+            StatusCode::OK => winners.push(body),
+            _ => assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request"))),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let (status, _) = refresh(&running, &refresh_token(&winners[0])).await;
+    assert_eq!(status, StatusCode::OK, "the winner's token is the one that works");
+    running.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_previous_token_is_accepted_within_the_reuse_interval() {
     let (running, clock) =
