@@ -31,6 +31,10 @@ use serde_json::{Map, Number, Value};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgTypeInfo, PgTypeKind};
 use sqlx::{Column, Executor, Row, Statement, TypeInfo};
 
+use std::sync::Arc;
+
+use tessera_storage::pool::ConnectionCheck;
+
 use crate::reserved::{Guard, ReservedError};
 use crate::template::{Argument, Template, TemplateError};
 use crate::{ClaimsEnricher, EnrichError, EnrichmentContext};
@@ -137,6 +141,8 @@ struct ClaimColumn {
 
 pub struct PostgresEnricher {
     pool: PgPool,
+    /// Told about failed queries: after a broken connection the pool checks connections for a while.
+    check: Arc<ConnectionCheck>,
     sql: String,
     params: Vec<(Template, Param)>,
     columns: Vec<ClaimColumn>,
@@ -226,7 +232,9 @@ impl PostgresEnricher {
             .map_err(|e| SetupError::Uri(e.to_string()))?
             .application_name("tessera-claims")
             .options([("statement_timeout", timeout_ms.as_str()), ("default_transaction_read_only", "on")]);
-        let pool = PgPoolOptions::new()
+        let check = ConnectionCheck::new();
+        let pool = check
+            .apply(PgPoolOptions::new())
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
@@ -289,6 +297,7 @@ impl PostgresEnricher {
             .map_err(|e| SetupError::Prepare(e.to_string()))?;
         Ok(Self {
             pool,
+            check,
             sql,
             params,
             columns,
@@ -315,7 +324,10 @@ impl PostgresEnricher {
                 (Argument::Text(text), _) => query.bind(text),
             };
         }
-        query.fetch_all(&self.pool).await.map_err(|e| EnrichError::Failed(format!("query failed: {e}")))
+        query.fetch_all(&self.pool).await.map_err(|e| {
+            self.check.observe(&e);
+            EnrichError::Failed(format!("query failed: {e}"))
+        })
     }
 }
 

@@ -10,6 +10,7 @@ mod entity;
 mod error;
 pub mod memory;
 mod migrate;
+pub mod pool;
 pub mod postgres;
 mod settings;
 mod sql;

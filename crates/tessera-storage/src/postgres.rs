@@ -18,6 +18,7 @@ const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct PostgresBackend {
     pool: PgPool,
+    check: std::sync::Arc<crate::pool::ConnectionCheck>,
 }
 
 /// libpq-style connection options from Dex's keys.
@@ -81,8 +82,13 @@ impl PostgresBackend {
     /// Connects with explicit options (tests, tools) and applies pending migrations.
     pub async fn connect(options: PgConnectOptions, pool: PgPoolOptions) -> Result<Self, StorageError> {
         let target = format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or(""));
-        let pool = pool.connect_with(options).await.map_err(|e| err(format!("cannot connect to {target}: {e}")))?;
-        let backend = Self { pool };
+        let check = crate::pool::ConnectionCheck::new();
+        let pool = check
+            .apply(pool)
+            .connect_with(options)
+            .await
+            .map_err(|e| err(format!("cannot connect to {target}: {e}")))?;
+        let backend = Self { pool, check };
         backend.migrate(migrate::POSTGRES).await?;
         Ok(backend)
     }

@@ -47,7 +47,8 @@ pub(crate) const POSTGRES: Statements = Statements {
     delete_expired: "DELETE FROM tessera_objects WHERE kind = $1 AND expiry < $2",
 };
 
-/// Implements `migrate` and [`crate::Backend`] for a backend struct with a `pool` field, given its
+/// Implements `migrate` and [`crate::Backend`] for a backend struct with a `pool` field and a `check`
+/// field (a [`crate::pool::ConnectionCheck`] told about every failed query), given its
 /// name, its row type and its [`Statements`]. A macro rather than generics because sqlx's drivers
 /// share no trait for `rows_affected`, and the bounds would hide the SQL.
 macro_rules! sql_backend {
@@ -66,6 +67,12 @@ macro_rules! sql_backend {
         }
 
         impl $backend {
+            /// A failed query as a storage error; a broken connection makes the pool check them for a while.
+            fn failed(&self, error: sqlx::Error) -> $crate::StorageError {
+                self.check.observe(&error);
+                err(error)
+            }
+
             /// Applies the embedded migrations not yet recorded, all in one transaction.
             async fn migrate(&self, migrations: &[$crate::migrate::Migration]) -> Result<(), $crate::StorageError> {
                 let sql = &$sql;
@@ -111,7 +118,7 @@ macro_rules! sql_backend {
                     .bind(data)
                     .execute(&self.pool)
                     .await
-                    .map_err(err)?;
+                    .map_err(|e| self.failed(e))?;
                 if inserted.rows_affected() == 0 {
                     return Err($crate::StorageError::AlreadyExists);
                 }
@@ -124,18 +131,26 @@ macro_rules! sql_backend {
                     .bind(key)
                     .fetch_optional(&self.pool)
                     .await
-                    .map_err(err)?;
+                    .map_err(|e| self.failed(e))?;
                 document(&row.ok_or($crate::StorageError::NotFound)?)
             }
 
             async fn list(&self, kind: $crate::Kind) -> Result<Vec<$crate::Document>, $crate::StorageError> {
-                let rows = sqlx::query($sql.list).bind(kind.as_str()).fetch_all(&self.pool).await.map_err(err)?;
+                let rows = sqlx::query($sql.list)
+                    .bind(kind.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.failed(e))?;
                 rows.iter().map(document).collect()
             }
 
             async fn delete(&self, kind: $crate::Kind, key: &str) -> Result<(), $crate::StorageError> {
-                let deleted =
-                    sqlx::query($sql.delete).bind(kind.as_str()).bind(key).execute(&self.pool).await.map_err(err)?;
+                let deleted = sqlx::query($sql.delete)
+                    .bind(kind.as_str())
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.failed(e))?;
                 if deleted.rows_affected() == 0 {
                     return Err($crate::StorageError::NotFound);
                 }
@@ -158,7 +173,7 @@ macro_rules! sql_backend {
                     .bind(version)
                     .execute(&self.pool)
                     .await
-                    .map_err(err)?;
+                    .map_err(|e| self.failed(e))?;
                 Ok(updated.rows_affected() == 1)
             }
 
@@ -168,12 +183,12 @@ macro_rules! sql_backend {
                     .bind(now)
                     .execute(&self.pool)
                     .await
-                    .map_err(err)?;
+                    .map_err(|e| self.failed(e))?;
                 Ok(deleted.rows_affected())
             }
 
             async fn ping(&self) -> Result<(), $crate::StorageError> {
-                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(err).map(|_| ())
+                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| self.failed(e)).map(|_| ())
             }
         }
     };

@@ -13,6 +13,7 @@ const NAME: &str = "sqlite3";
 #[derive(Debug, Clone)]
 pub struct SqliteBackend {
     pool: SqlitePool,
+    check: std::sync::Arc<crate::pool::ConnectionCheck>,
 }
 
 impl SqliteBackend {
@@ -28,7 +29,9 @@ impl SqliteBackend {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10));
         // Each connection to ":memory:" is its own database, so keep exactly one open forever.
-        let pool = SqlitePoolOptions::new()
+        let check = crate::pool::ConnectionCheck::new();
+        let pool = check
+            .apply(SqlitePoolOptions::new())
             .max_connections(if in_memory { 1 } else { 8 })
             .min_connections(if in_memory { 1 } else { 0 })
             .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
@@ -36,7 +39,7 @@ impl SqliteBackend {
             .connect_with(options)
             .await
             .map_err(|e| err(format!("cannot open {}: {e}", settings.file.display())))?;
-        let backend = Self { pool };
+        let backend = Self { pool, check };
         backend.migrate(migrate::SQLITE).await?;
         Ok(backend)
     }
