@@ -96,7 +96,7 @@ cpu_since() { echo $((($(cpu_ticks "$1") - $2) * 100 / ($(getconf CLK_TCK) * $3)
 # wrk_run PID URL SCRIPT [PIN]: "rps p50 p99 errors cpu" of one wrk run (on core 1 when PIN) after a warm-up.
 wrk_run() {
   local pid=$1 url=$2 script=$3 pin=${4:-} before result
-  local run=(wrk -t1 -c"$CONNECTIONS" -s "$scratch/$script.lua")
+  local run=(wrk -t1 -c"${CONNS:-$CONNECTIONS}" -s "$scratch/$script.lua")
   [ -z "$pin" ] || run=(taskset -c 1 "${run[@]}")
   "${run[@]}" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
   before=$(cpu_ticks "$pid")
@@ -238,6 +238,13 @@ if wants cc; then
   settle "oidc-provider client_credentials ES256 (1 core)" "${reference[0]}"
   settle "minimal server, client_credentials RS256 (1 core)" "${minimal_rs[0]}"
   settle "tessera client_credentials RS256 (1 core)" "${tessera_rs[0]}"
+  # RSA signing is slow (~0.75 ms): it must not hold up the requests that do not sign.
+  log "tessera /keys, one connection, while RS256 tokens are minted at full load"
+  taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d$((WARMUP + DURATION + 1))s -s "$scratch/cc.lua" "${tessera_rs[1]}/token" \
+    >/dev/null 2>&1 &
+  background=$!
+  CONNS=1 load_wrk "tessera /keys, 1 connection, during RS256 load (1 core)" "${tessera_rs[0]}" "${tessera_rs[1]}/keys" get pin
+  wait "$background" || true
   for pid in "${minimal_es[0]}" "${minimal_rs[0]}" "${tessera_rs[0]}" "${reference[0]}"; do stop "$pid"; done
 
   log "tessera's other endpoints (ES256)"

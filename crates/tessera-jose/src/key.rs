@@ -168,10 +168,14 @@ impl PrivateKey {
 
     /// A compact JWS of `claims` with header `{alg, kid}` (what Dex's tokens carry).
     pub fn sign_jwt(&self, claims: &impl Serialize) -> Result<String, JoseError> {
-        let payload = serde_json::to_vec(claims).map_err(|_| JoseError::Crypto)?;
+        self.sign_payload(&serde_json::to_vec(claims).map_err(|_| JoseError::Crypto)?)
+    }
+
+    /// A compact JWS of an already serialised JSON payload.
+    pub fn sign_payload(&self, payload: &[u8]) -> Result<String, JoseError> {
         let mut token = String::with_capacity(self.jws_prefix.len() + payload.len() * 4 / 3 + 400);
         token.push_str(&self.jws_prefix);
-        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
         let signature = self.sign(token.as_bytes())?;
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&signature, &mut token);

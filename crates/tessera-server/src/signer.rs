@@ -25,6 +25,8 @@ pub enum SignerError {
     Key(#[from] JoseError),
     #[error("key generation did not finish")]
     Generation,
+    #[error("signing did not finish")]
+    Signing,
 }
 
 /// What a rotation attempt inside the storage updater can end with.
@@ -60,6 +62,9 @@ pub struct Signer {
     active: RwLock<Option<Arc<ActiveKeys>>>,
     /// RSA key generation is CPU-heavy: at most one at a time, off the async executor.
     generation: Semaphore,
+    /// RSA signatures (~0.75 ms of CPU each) run on the blocking pool, at most one per core at a
+    /// time, so the executor's workers keep their share of the CPU for requests that do not sign.
+    rsa_signing: Semaphore,
 }
 
 impl Signer {
@@ -75,7 +80,21 @@ impl Signer {
             verify_for: config.expiry.id_tokens,
             active: RwLock::new(None),
             generation: Semaphore::new(1),
+            rsa_signing: Semaphore::new(std::thread::available_parallelism().map_or(1, usize::from)),
         }
+    }
+
+    /// A compact JWS of the serialised `payload` with the active signing key. ES256 (~20 µs) is
+    /// signed in place, where handing it off would cost more than it saves.
+    pub async fn sign(&self, keys: &Arc<ActiveKeys>, payload: Vec<u8>) -> Result<String, SignerError> {
+        if keys.signing.alg() == Algorithm::ES256 {
+            return Ok(keys.signing.sign_payload(&payload)?);
+        }
+        let _permit = self.rsa_signing.acquire().await.map_err(|_| SignerError::Signing)?;
+        let keys = Arc::clone(keys);
+        Ok(tokio::task::spawn_blocking(move || keys.signing.sign_payload(&payload))
+            .await
+            .map_err(|_| SignerError::Signing)??)
     }
 
     /// The algorithm new keys are made with (existing keys keep theirs until rotated).

@@ -1,6 +1,8 @@
 //! Minting ID and access tokens: the claim set from tessera-core, `at_hash`/`c_hash` for the
 //! signing algorithm, signed with the cached key. Every grant that issues tokens comes through here.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use tessera_claims::Enriched;
 use tessera_core::error::OAuthError;
@@ -12,6 +14,7 @@ use tessera_jose::left_half_hash;
 use tessera_storage::StorageError;
 use time::OffsetDateTime;
 
+use crate::signer::ActiveKeys;
 use crate::{AppState, custom_claims};
 
 /// What a token is minted for.
@@ -120,16 +123,22 @@ pub async fn mint(state: &AppState, request: &MintRequest<'_>) -> Result<Minted,
     // Dex's access tokens carry the ID token's claims, with an at_hash over a throwaway value.
     let mut access = token_claims(&context(new_id()));
     access.at_hash = Some(left_half_hash(alg, &new_id()));
-    let access_token = keys.signing.sign_jwt(&Payload::new(access, &enriched.access_token)).map_err(internal)?;
+    let access_token = sign(state, &keys, &Payload::new(access, &enriched.access_token)).await?;
     let id_token = if request.with_id_token {
         let mut id = token_claims(&context(new_id()));
         id.at_hash = Some(left_half_hash(alg, &access_token));
         id.c_hash = request.code.map(|code| left_half_hash(alg, code));
-        Some(keys.signing.sign_jwt(&Payload::new(id, &enriched.id_token)).map_err(internal)?)
+        Some(sign(state, &keys, &Payload::new(id, &enriched.id_token)).await?)
     } else {
         None
     };
     Ok(Minted { access_token, id_token, expires_in: lifetime.whole_seconds() })
+}
+
+/// Signs a payload with the active key (RSA off the async executor; see [`crate::signer::Signer::sign`]).
+async fn sign(state: &AppState, keys: &Arc<ActiveKeys>, payload: &Payload<'_>) -> Result<String, OAuthError> {
+    let payload = serde_json::to_vec(payload).map_err(internal)?;
+    state.signer.sign(keys, payload).await.map_err(internal)
 }
 
 /// Whether a token for these scopes gets an ID token at the token endpoint (only with `openid`).
