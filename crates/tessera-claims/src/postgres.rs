@@ -28,12 +28,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Map, Number, Value};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgTypeInfo, PgTypeKind};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgStatement, PgTypeInfo, PgTypeKind};
 use sqlx::{Column, Executor, Row, Statement, TypeInfo};
 
-use std::sync::Arc;
-
-use tessera_storage::pool::ConnectionCheck;
+use tessera_storage::pool::{Pool, PoolLimits};
 
 use crate::reserved::{Guard, ReservedError};
 use crate::template::{Argument, Template, TemplateError};
@@ -140,9 +138,7 @@ struct ClaimColumn {
 }
 
 pub struct PostgresEnricher {
-    pool: PgPool,
-    /// Told about failed queries: after a broken connection the pool checks connections for a while.
-    check: Arc<ConnectionCheck>,
+    pool: Pool<PgConnection>,
     sql: String,
     params: Vec<(Template, Param)>,
     columns: Vec<ClaimColumn>,
@@ -223,6 +219,19 @@ fn render_expression(column: &ClaimColumn) -> String {
     }
 }
 
+/// sqlx's defaults, which the enricher used before tessera had its own pool.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+const MAX_LIFETIME: Duration = Duration::from_secs(1800);
+
+/// Prepares `sql` on one of the pool's connections: its parameter and column types, or the database's
+/// objection.
+async fn prepare(pool: &Pool<PgConnection>, sql: &str) -> Result<PgStatement, SetupError> {
+    let failed = |e: sqlx::Error| SetupError::Prepare(e.to_string());
+    let mut connection = pool.acquire().await.map_err(|e| SetupError::Connect(e.to_string()))?;
+    let outcome = connection.prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql.to_owned()))).await;
+    connection.settle(outcome).map_err(failed)
+}
+
 impl PostgresEnricher {
     /// Connects, prepares and checks the query; every mistake is reported here, not at the first login.
     pub async fn connect(settings: &PostgresSettings, guard: &Guard) -> Result<Self, SetupError> {
@@ -232,20 +241,16 @@ impl PostgresEnricher {
             .map_err(|e| SetupError::Uri(e.to_string()))?
             .application_name("tessera-claims")
             .options([("statement_timeout", timeout_ms.as_str()), ("default_transaction_read_only", "on")]);
-        let check = ConnectionCheck::new();
-        let pool = check
-            .apply(PgPoolOptions::new())
-            .max_connections(settings.max_connections.max(1))
-            .acquire_timeout(settings.acquire_timeout)
-            .connect_with(options)
-            .await
-            .map_err(|e| SetupError::Connect(e.to_string()))?;
+        let limits = PoolLimits {
+            max_connections: settings.max_connections.max(1),
+            acquire_timeout: settings.acquire_timeout,
+            idle_timeout: Some(IDLE_TIMEOUT),
+            max_lifetime: Some(MAX_LIFETIME),
+        };
+        let pool = Pool::connect(options, limits).await.map_err(|e| SetupError::Connect(e.to_string()))?;
 
         let inner = settings.query.trim().trim_end_matches(';').trim().to_owned();
-        let statement = pool
-            .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(inner.clone())))
-            .await
-            .map_err(|e| SetupError::Prepare(e.to_string()))?;
+        let statement = prepare(&pool, &inner).await?;
         let parameter_types: Vec<PgTypeInfo> = match statement.parameters() {
             Some(either) => either.left().map(<[PgTypeInfo]>::to_vec).unwrap_or_default(),
             None => Vec::new(),
@@ -292,12 +297,9 @@ impl PostgresEnricher {
         let expressions: Vec<String> = columns.iter().map(render_expression).collect();
         let select = if expressions.is_empty() { "1".to_owned() } else { expressions.join(", ") };
         let sql = format!("SELECT {select} FROM ({inner}) AS q LIMIT 2");
-        pool.prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql.clone())))
-            .await
-            .map_err(|e| SetupError::Prepare(e.to_string()))?;
+        prepare(&pool, &sql).await?;
         Ok(Self {
             pool,
-            check,
             sql,
             params,
             columns,
@@ -324,10 +326,10 @@ impl PostgresEnricher {
                 (Argument::Text(text), _) => query.bind(text),
             };
         }
-        query.fetch_all(&self.pool).await.map_err(|e| {
-            self.check.observe(&e);
-            EnrichError::Failed(format!("query failed: {e}"))
-        })
+        let failed = |e| EnrichError::Failed(format!("query failed: {e}"));
+        let mut connection = self.pool.acquire().await.map_err(failed)?;
+        let outcome = query.fetch_all(&mut *connection).await;
+        connection.settle(outcome).map_err(failed)
     }
 }
 

@@ -4,8 +4,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 
+use crate::pool::{Pool, PoolLimits};
 use crate::{PostgresSettings, StorageError, migrate};
 
 const NAME: &str = "postgres";
@@ -14,12 +15,15 @@ const NAME: &str = "postgres";
 /// start-up and requests promptly instead of hanging.
 const DEFAULT_MAX_OPEN_CONNS: u32 = 5;
 const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// sqlx's default, which tessera used before it had its own pool.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone)]
 pub struct PostgresBackend {
-    pool: PgPool,
-    check: std::sync::Arc<crate::pool::ConnectionCheck>,
+    pool: Pool<PgConnection>,
 }
+
+crate::sql::sql_backend!(PostgresBackend, NAME, PgConnection, sqlx::postgres::PgRow, crate::sql::POSTGRES);
 
 /// libpq-style connection options from Dex's keys.
 pub fn connect_options(settings: &PostgresSettings) -> Result<PgConnectOptions, StorageError> {
@@ -72,41 +76,38 @@ fn split_host_port(host: &str, port: Option<u16>) -> (&str, Option<u16>) {
 impl PostgresBackend {
     /// Connects with Dex's settings and applies pending migrations.
     pub async fn open(settings: &PostgresSettings) -> Result<Self, StorageError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_open_conns.filter(|n| *n > 0).unwrap_or(DEFAULT_MAX_OPEN_CONNS))
-            .acquire_timeout(settings.connection_timeout.unwrap_or(DEFAULT_CONNECTION_TIMEOUT))
-            .max_lifetime(settings.conn_max_lifetime);
-        Self::connect(connect_options(settings)?, pool).await
+        Self::connect(connect_options(settings)?, Self::limits(settings)).await
+    }
+
+    /// The pool Dex's settings ask for.
+    pub fn limits(settings: &PostgresSettings) -> PoolLimits {
+        PoolLimits {
+            max_connections: settings.max_open_conns.filter(|n| *n > 0).unwrap_or(DEFAULT_MAX_OPEN_CONNS),
+            acquire_timeout: settings.connection_timeout.unwrap_or(DEFAULT_CONNECTION_TIMEOUT),
+            idle_timeout: Some(IDLE_TIMEOUT),
+            max_lifetime: settings.conn_max_lifetime,
+        }
     }
 
     /// Connects with explicit options (tests, tools) and applies pending migrations.
-    pub async fn connect(options: PgConnectOptions, pool: PgPoolOptions) -> Result<Self, StorageError> {
+    pub async fn connect(options: PgConnectOptions, limits: PoolLimits) -> Result<Self, StorageError> {
         let target = format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or(""));
-        let check = crate::pool::ConnectionCheck::new();
-        let pool = check
-            .apply(pool)
-            .connect_with(options)
-            .await
-            .map_err(|e| err(format!("cannot connect to {target}: {e}")))?;
-        let backend = Self { pool, check };
+        let pool = Pool::connect(options, limits).await.map_err(|e| err(format!("cannot connect to {target}: {e}")))?;
+        let backend = Self { pool };
         backend.migrate(migrate::POSTGRES).await?;
         Ok(backend)
     }
 
     /// The versions recorded in the migrations table.
     pub async fn applied_migrations(&self) -> Result<Vec<i64>, StorageError> {
-        sqlx::query_scalar("SELECT version FROM tessera_migrations ORDER BY version")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)
+        on_connection!(self, |c| sqlx::query_scalar("SELECT version FROM tessera_migrations ORDER BY version")
+            .fetch_all(c))
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
     }
 }
-
-crate::sql::sql_backend!(PostgresBackend, NAME, sqlx::postgres::PgRow, crate::sql::POSTGRES);
 
 #[cfg(test)]
 mod tests {

@@ -47,12 +47,12 @@ pub(crate) const POSTGRES: Statements = Statements {
     delete_expired: "DELETE FROM tessera_objects WHERE kind = $1 AND expiry < $2",
 };
 
-/// Implements `migrate` and [`crate::Backend`] for a backend struct with a `pool` field and a `check`
-/// field (a [`crate::pool::ConnectionCheck`] told about every failed query), given its
-/// name, its row type and its [`Statements`]. A macro rather than generics because sqlx's drivers
-/// share no trait for `rows_affected`, and the bounds would hide the SQL.
+/// Implements `migrate` and [`crate::Backend`] for a backend struct with a `pool` field (a
+/// [`crate::pool::Pool`] of `$connection`), given its name, its row type and its [`Statements`]. A macro
+/// rather than generics because sqlx's drivers share no trait for `rows_affected`, and the bounds would
+/// hide the SQL.
 macro_rules! sql_backend {
-    ($backend:ty, $name:expr, $row:ty, $sql:expr) => {
+    ($backend:ty, $name:expr, $connection:ty, $row:ty, $sql:expr) => {
         fn err(e: impl std::fmt::Display) -> $crate::StorageError {
             $crate::StorageError::backend($name, e)
         }
@@ -66,35 +66,46 @@ macro_rules! sql_backend {
             })
         }
 
-        impl $backend {
-            /// A failed query as a storage error; a broken connection makes the pool check them for a while.
-            fn failed(&self, error: sqlx::Error) -> $crate::StorageError {
-                self.check.observe(&error);
-                err(error)
-            }
+        /// Runs one statement on a pooled connection: `$run` gets the connection and returns the query's future.
+        macro_rules! on_connection {
+            ($self:ident, |$conn:ident| $run:expr) => {{
+                let mut pooled = $self.pool.acquire().await.map_err(err)?;
+                let outcome = {
+                    let $conn: &mut $connection = &mut *pooled;
+                    $run.await
+                };
+                pooled.settle(outcome).map_err(err)
+            }};
+        }
 
+        impl $backend {
             /// Applies the embedded migrations not yet recorded, all in one transaction.
             async fn migrate(&self, migrations: &[$crate::migrate::Migration]) -> Result<(), $crate::StorageError> {
+                on_connection!(self, |connection| Self::apply_migrations(connection, migrations))
+            }
+
+            async fn apply_migrations(
+                connection: &mut $connection,
+                migrations: &[$crate::migrate::Migration],
+            ) -> Result<(), sqlx::Error> {
+                use sqlx::Connection;
                 let sql = &$sql;
-                let mut tx = self.pool.begin_with(sql.begin_migration).await.map_err(err)?;
+                let mut tx = connection.begin_with(sql.begin_migration).await?;
                 if let Some(lock) = sql.lock_migrations {
-                    sqlx::query(lock).execute(&mut *tx).await.map_err(err)?;
+                    sqlx::query(lock).execute(&mut *tx).await?;
                 }
-                sqlx::raw_sql($crate::migrate::CREATE_MIGRATIONS_TABLE).execute(&mut *tx).await.map_err(err)?;
-                let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM tessera_migrations")
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(err)?;
+                sqlx::raw_sql($crate::migrate::CREATE_MIGRATIONS_TABLE).execute(&mut *tx).await?;
+                let applied: Vec<i64> =
+                    sqlx::query_scalar("SELECT version FROM tessera_migrations").fetch_all(&mut *tx).await?;
                 for migration in $crate::migrate::pending(migrations, &applied) {
-                    sqlx::raw_sql(migration.sql).execute(&mut *tx).await.map_err(err)?;
+                    sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
                     sqlx::query(sql.record_migration)
                         .bind(migration.version)
                         .bind(migration.description)
                         .execute(&mut *tx)
-                        .await
-                        .map_err(err)?;
+                        .await?;
                 }
-                tx.commit().await.map_err(err)
+                tx.commit().await
             }
         }
 
@@ -111,14 +122,12 @@ macro_rules! sql_backend {
                 data: &str,
                 expiry: Option<i64>,
             ) -> Result<(), $crate::StorageError> {
-                let inserted = sqlx::query($sql.insert)
+                let inserted = on_connection!(self, |c| sqlx::query($sql.insert)
                     .bind(kind.as_str())
                     .bind(key)
                     .bind(expiry)
                     .bind(data)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| self.failed(e))?;
+                    .execute(c))?;
                 if inserted.rows_affected() == 0 {
                     return Err($crate::StorageError::AlreadyExists);
                 }
@@ -126,31 +135,19 @@ macro_rules! sql_backend {
             }
 
             async fn get(&self, kind: $crate::Kind, key: &str) -> Result<$crate::Document, $crate::StorageError> {
-                let row = sqlx::query($sql.get)
-                    .bind(kind.as_str())
-                    .bind(key)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|e| self.failed(e))?;
+                let row =
+                    on_connection!(self, |c| sqlx::query($sql.get).bind(kind.as_str()).bind(key).fetch_optional(c))?;
                 document(&row.ok_or($crate::StorageError::NotFound)?)
             }
 
             async fn list(&self, kind: $crate::Kind) -> Result<Vec<$crate::Document>, $crate::StorageError> {
-                let rows = sqlx::query($sql.list)
-                    .bind(kind.as_str())
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| self.failed(e))?;
+                let rows = on_connection!(self, |c| sqlx::query($sql.list).bind(kind.as_str()).fetch_all(c))?;
                 rows.iter().map(document).collect()
             }
 
             async fn delete(&self, kind: $crate::Kind, key: &str) -> Result<(), $crate::StorageError> {
-                let deleted = sqlx::query($sql.delete)
-                    .bind(kind.as_str())
-                    .bind(key)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| self.failed(e))?;
+                let deleted =
+                    on_connection!(self, |c| sqlx::query($sql.delete).bind(kind.as_str()).bind(key).execute(c))?;
                 if deleted.rows_affected() == 0 {
                     return Err($crate::StorageError::NotFound);
                 }
@@ -165,30 +162,26 @@ macro_rules! sql_backend {
                 data: &str,
                 expiry: Option<i64>,
             ) -> Result<bool, $crate::StorageError> {
-                let updated = sqlx::query($sql.compare_and_swap)
+                let updated = on_connection!(self, |c| sqlx::query($sql.compare_and_swap)
                     .bind(data)
                     .bind(expiry)
                     .bind(kind.as_str())
                     .bind(key)
                     .bind(version)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| self.failed(e))?;
+                    .execute(c))?;
                 Ok(updated.rows_affected() == 1)
             }
 
             async fn delete_expired(&self, kind: $crate::Kind, now: i64) -> Result<u64, $crate::StorageError> {
-                let deleted = sqlx::query($sql.delete_expired)
+                let deleted = on_connection!(self, |c| sqlx::query($sql.delete_expired)
                     .bind(kind.as_str())
                     .bind(now)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| self.failed(e))?;
+                    .execute(c))?;
                 Ok(deleted.rows_affected())
             }
 
             async fn ping(&self) -> Result<(), $crate::StorageError> {
-                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| self.failed(e)).map(|_| ())
+                on_connection!(self, |c| sqlx::query("SELECT 1").execute(c)).map(|_| ())
             }
         }
     };

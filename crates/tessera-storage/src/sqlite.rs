@@ -4,16 +4,16 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 
+use crate::pool::{Pool, PoolLimits};
 use crate::{SqliteSettings, StorageError, migrate};
 
 const NAME: &str = "sqlite3";
 
 #[derive(Debug, Clone)]
 pub struct SqliteBackend {
-    pool: SqlitePool,
-    check: std::sync::Arc<crate::pool::ConnectionCheck>,
+    pool: Pool<SqliteConnection>,
 }
 
 impl SqliteBackend {
@@ -28,21 +28,21 @@ impl SqliteBackend {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10));
-        // Each connection to ":memory:" is its own database, so keep exactly one open forever.
-        let check = crate::pool::ConnectionCheck::new();
-        let pool = check
-            .apply(SqlitePoolOptions::new())
-            .max_connections(if in_memory { 1 } else { 8 })
-            .min_connections(if in_memory { 1 } else { 0 })
-            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
-            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(1800)) })
-            .connect_with(options)
+        // Each connection to ":memory:" is its own database, so keep exactly one open forever (the
+        // pool closes connections only when they outlive these limits or fail).
+        let limits = PoolLimits {
+            max_connections: if in_memory { 1 } else { 8 },
+            acquire_timeout: Duration::from_secs(30),
+            idle_timeout: (!in_memory).then_some(Duration::from_secs(600)),
+            max_lifetime: (!in_memory).then_some(Duration::from_secs(1800)),
+        };
+        let pool = Pool::connect(options, limits)
             .await
             .map_err(|e| err(format!("cannot open {}: {e}", settings.file.display())))?;
-        let backend = Self { pool, check };
+        let backend = Self { pool };
         backend.migrate(migrate::SQLITE).await?;
         Ok(backend)
     }
 }
 
-crate::sql::sql_backend!(SqliteBackend, NAME, sqlx::sqlite::SqliteRow, crate::sql::SQLITE);
+crate::sql::sql_backend!(SqliteBackend, NAME, SqliteConnection, sqlx::sqlite::SqliteRow, crate::sql::SQLITE);

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor};
 use tessera_storage::memory::MemoryBackend;
+use tessera_storage::pool::PoolLimits;
 use tessera_storage::postgres::PostgresBackend;
 use tessera_storage::sqlite::SqliteBackend;
-use tessera_storage::{SqliteSettings, Storage};
+use tessera_storage::{PostgresSettings, SqliteSettings, Storage};
 
 /// A storage for one test, and what to remove afterwards.
 pub struct Harness {
@@ -72,6 +73,11 @@ pub fn postgres_admin_options() -> Option<PgConnectOptions> {
 }
 
 /// A new, empty database on the test server, returning its connect options.
+/// The storage's pool limits, with `max_connections` connections.
+pub fn pool_of(max_connections: u32) -> PoolLimits {
+    PoolLimits { max_connections, ..PostgresBackend::limits(&PostgresSettings::default()) }
+}
+
 pub async fn fresh_postgres_database() -> Option<(PgConnectOptions, String)> {
     let admin = postgres_admin_options()?;
     let name = format!("tessera_test_{}", tessera_core::id::new_id());
@@ -83,9 +89,7 @@ pub async fn fresh_postgres_database() -> Option<(PgConnectOptions, String)> {
 
 pub async fn postgres() -> Option<Harness> {
     let (admin, name) = fresh_postgres_database().await?;
-    let backend = PostgresBackend::connect(admin.clone().database(&name), PgPoolOptions::new().max_connections(10))
-        .await
-        .unwrap();
+    let backend = PostgresBackend::connect(admin.clone().database(&name), pool_of(10)).await.unwrap();
     Some(Harness {
         storage: Storage::new(Arc::new(backend.clone())),
         cleanup: Cleanup::Database { admin, name, backend },

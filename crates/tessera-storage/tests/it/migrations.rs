@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use sqlx::postgres::PgPoolOptions;
 use tessera_core::model::Client;
 use tessera_storage::postgres::PostgresBackend;
 use tessera_storage::sqlite::SqliteBackend;
 use tessera_storage::{SqliteSettings, Storage};
 
-use crate::backends::fresh_postgres_database;
+use crate::backends::{fresh_postgres_database, pool_of};
 use crate::conformance::client;
 
 #[tokio::test]
@@ -40,9 +39,7 @@ async fn postgres_instances_starting_together_migrate_once() {
     let mut starts = Vec::new();
     for _ in 0..4 {
         let options = options.clone();
-        starts.push(tokio::spawn(async move {
-            PostgresBackend::connect(options, PgPoolOptions::new().max_connections(2)).await
-        }));
+        starts.push(tokio::spawn(async move { PostgresBackend::connect(options, pool_of(2)).await }));
     }
     let mut backends = Vec::new();
     for start in starts {
@@ -53,7 +50,7 @@ async fn postgres_instances_starting_together_migrate_once() {
     }
     let storage = Storage::new(Arc::new(backends[0].clone()));
     storage.create(&client("app")).await.unwrap();
-    let again = PostgresBackend::connect(options, PgPoolOptions::new().max_connections(1)).await.unwrap();
+    let again = PostgresBackend::connect(options, pool_of(1)).await.unwrap();
     assert_eq!(again.applied_migrations().await.unwrap(), vec![1]);
     assert_eq!(Storage::new(Arc::new(again)).get::<Client>("app").await.unwrap(), client("app"));
 }

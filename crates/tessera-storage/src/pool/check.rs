@@ -1,18 +1,10 @@
-//! How tessera's database pools check their connections (the storage's and the custom-claims
-//! enricher's).
-//!
-//! sqlx pings every connection before handing it out (and again when it comes back): under load that
-//! is one more round trip per query, to a connection used moments ago. [`ConnectionCheck`] pings only
-//! when it is worth it: a connection that sat idle (a database restart or a proxy's idle timeout may
-//! have cut it), and every connection for a while after a query failed on a broken one — so after an
-//! outage the stale connections are found and replaced by pings instead of by failing requests.
+//! When a pooled connection is worth a ping before it is handed out: when it sat idle (a database
+//! restart or a proxy's idle timeout may have cut it), and, for a while after a query failed on a
+//! broken connection, always — so after an outage the stale connections are found and replaced by
+//! pings instead of by failing requests. A connection used moments ago is handed out as it is.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-use sqlx::pool::PoolOptions;
-use sqlx::{Connection, Database};
 
 /// A pooled connection idle at least this long is pinged before it is handed out.
 pub const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
@@ -28,22 +20,13 @@ pub struct ConnectionCheck {
 }
 
 impl ConnectionCheck {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self { started: Instant::now(), last_breakage_ms: AtomicU64::new(0) })
+    pub fn new() -> Self {
+        Self { started: Instant::now(), last_breakage_ms: AtomicU64::new(0) }
     }
 
-    /// `options` with this check in place of sqlx's ping before every acquisition.
-    pub fn apply<DB: Database>(self: &Arc<Self>, options: PoolOptions<DB>) -> PoolOptions<DB> {
-        let check = Arc::clone(self);
-        options.test_before_acquire(false).before_acquire(move |connection, metadata| {
-            let ping = metadata.idle_for >= PING_WHEN_IDLE_FOR || check.broke_recently();
-            Box::pin(async move {
-                if ping {
-                    connection.ping().await?;
-                }
-                Ok(true)
-            })
-        })
+    /// Whether a connection idle for `idle_for` should be pinged before use.
+    pub fn wants_ping(&self, idle_for: Duration) -> bool {
+        idle_for >= PING_WHEN_IDLE_FOR || self.broke_recently()
     }
 
     /// Records `error` if it says the connection (not the query) failed.
@@ -54,7 +37,7 @@ impl ConnectionCheck {
         }
     }
 
-    fn broke_recently(&self) -> bool {
+    pub(crate) fn broke_recently(&self) -> bool {
         match self.last_breakage_ms.load(Ordering::Relaxed) {
             0 => false,
             at => {
@@ -67,7 +50,7 @@ impl ConnectionCheck {
 
 /// I/O, TLS and protocol errors, a pool that could not connect, and PostgreSQL's connection
 /// exception (08) and operator intervention (57P) classes: the connection is gone, not the query wrong.
-fn is_connection_failure(error: &sqlx::Error) -> bool {
+pub(crate) fn is_connection_failure(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::PoolTimedOut => true,
         sqlx::Error::Database(database) => {
