@@ -46,6 +46,16 @@ pub struct Document {
     pub expiry: Option<i64>,
 }
 
+/// One compare-and-swap: the document to write at `key` if it is still at `version`.
+#[derive(Debug, Clone, Copy)]
+pub struct Swap<'a> {
+    pub kind: Kind,
+    pub key: &'a str,
+    pub version: i64,
+    pub data: &'a str,
+    pub expiry: Option<i64>,
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// A short name for logs and errors: `memory`, `sqlite3`, `postgres`.
@@ -63,20 +73,32 @@ pub trait Backend: Send + Sync + 'static {
     /// [`StorageError::NotFound`]. This is what makes authorization codes single-use.
     async fn delete(&self, kind: Kind, key: &str) -> Result<(), StorageError>;
 
-    /// Replaces the document only if it is still at `version`, bumping the version. `Ok(false)` if it
-    /// changed or disappeared in between.
-    async fn compare_and_swap(
-        &self,
-        kind: Kind,
-        key: &str,
-        version: i64,
-        data: &str,
-        expiry: Option<i64>,
-    ) -> Result<bool, StorageError>;
+    /// Replaces the document only if it is still at `swap.version`, bumping the version. `Ok(false)` if
+    /// it changed or disappeared in between.
+    async fn compare_and_swap(&self, swap: &Swap<'_>) -> Result<bool, StorageError>;
+
+    /// [`Backend::compare_and_swap`] of `first`, then of `second` only if `first` was written: what
+    /// two calls do, which is this default, but a backend with round trips does it in one. The two
+    /// must name different documents. Returns whether each was written.
+    async fn compare_and_swap_then(&self, first: &Swap<'_>, second: &Swap<'_>) -> Result<(bool, bool), StorageError> {
+        one_after_the_other(self, first, second).await
+    }
 
     /// Deletes the documents of `kind` whose expiry is strictly before `now` (Unix nanoseconds).
     async fn delete_expired(&self, kind: Kind, now: i64) -> Result<u64, StorageError>;
 
     /// A cheap round trip that proves the backend answers.
     async fn ping(&self) -> Result<(), StorageError>;
+}
+
+/// [`Backend::compare_and_swap_then`] as two calls.
+pub(crate) async fn one_after_the_other<B: Backend + ?Sized>(
+    backend: &B,
+    first: &Swap<'_>,
+    second: &Swap<'_>,
+) -> Result<(bool, bool), StorageError> {
+    if !backend.compare_and_swap(first).await? {
+        return Ok((false, false));
+    }
+    Ok((true, backend.compare_and_swap(second).await?))
 }

@@ -18,7 +18,7 @@ pub mod sqlite;
 mod statics;
 mod storage;
 
-pub use backend::{Backend, Document, Kind};
+pub use backend::{Backend, Document, Kind, Swap};
 pub use entity::Entity;
 pub use error::StorageError;
 pub use settings::{PostgresSettings, PostgresSsl, SqliteSettings, StorageSettings};

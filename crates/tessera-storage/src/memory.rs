@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use crate::{Backend, Document, Kind, StorageError};
+use crate::{Backend, Document, Kind, StorageError, Swap};
 
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
@@ -58,18 +58,11 @@ impl Backend for MemoryBackend {
         self.documents().remove(&(kind, key.to_owned())).map(|_| ()).ok_or(StorageError::NotFound)
     }
 
-    async fn compare_and_swap(
-        &self,
-        kind: Kind,
-        key: &str,
-        version: i64,
-        data: &str,
-        expiry: Option<i64>,
-    ) -> Result<bool, StorageError> {
+    async fn compare_and_swap(&self, swap: &Swap<'_>) -> Result<bool, StorageError> {
         let mut documents = self.documents();
-        match documents.get_mut(&(kind, key.to_owned())) {
-            Some(doc) if doc.version == version => {
-                *doc = Document { data: data.to_owned(), version: version + 1, expiry };
+        match documents.get_mut(&(swap.kind, swap.key.to_owned())) {
+            Some(doc) if doc.version == swap.version => {
+                *doc = Document { data: swap.data.to_owned(), version: swap.version + 1, expiry: swap.expiry };
                 Ok(true)
             }
             _ => Ok(false),

@@ -13,6 +13,9 @@ pub(crate) struct Statements {
     pub list: &'static str,
     pub delete: &'static str,
     pub compare_and_swap: &'static str,
+    /// Two compare-and-swaps in one statement, the second only if the first wrote (the columns
+    /// `first` and `second` say which did); `None` where the dialect cannot, so two statements run.
+    pub compare_and_swap_then: Option<&'static str>,
     pub delete_expired: &'static str,
 }
 
@@ -28,6 +31,8 @@ pub(crate) const SQLITE: Statements = Statements {
     delete: "DELETE FROM tessera_objects WHERE kind = ? AND id = ?",
     compare_and_swap: "UPDATE tessera_objects SET data = ?, expiry = ?, version = version + 1
                        WHERE kind = ? AND id = ? AND version = ?",
+    // SQLite has no data-modifying CTEs, and no round trip to save.
+    compare_and_swap_then: None,
     delete_expired: "DELETE FROM tessera_objects WHERE kind = ? AND expiry < ?",
 };
 
@@ -44,6 +49,18 @@ pub(crate) const POSTGRES: Statements = Statements {
     delete: "DELETE FROM tessera_objects WHERE kind = $1 AND id = $2",
     compare_and_swap: "UPDATE tessera_objects SET data = $1, expiry = $2, version = version + 1
                        WHERE kind = $3 AND id = $4 AND version = $5",
+    // Both UPDATEs see one snapshot, and the second's EXISTS sees what the first returned, so the
+    // second row is written only if the first was: what two statements in a row would do.
+    compare_and_swap_then: Some(
+        "WITH first AS (
+             UPDATE tessera_objects SET data = $1, expiry = $2, version = version + 1
+             WHERE kind = $3 AND id = $4 AND version = $5 RETURNING 1
+         ), second AS (
+             UPDATE tessera_objects SET data = $6, expiry = $7, version = version + 1
+             WHERE kind = $8 AND id = $9 AND version = $10 AND EXISTS (SELECT 1 FROM first) RETURNING 1
+         )
+         SELECT EXISTS (SELECT 1 FROM first) AS first, EXISTS (SELECT 1 FROM second) AS second",
+    ),
     delete_expired: "DELETE FROM tessera_objects WHERE kind = $1 AND expiry < $2",
 };
 
@@ -64,6 +81,22 @@ macro_rules! sql_backend {
                 version: row.try_get("version").map_err(err)?,
                 expiry: row.try_get("expiry").map_err(err)?,
             })
+        }
+
+        /// Binds a compare-and-swap's parameters in the order the statements number them.
+        fn bind_swap<'q>(
+            query: sqlx::query::Query<
+                'q,
+                <$connection as sqlx::Connection>::Database,
+                <<$connection as sqlx::Connection>::Database as sqlx::Database>::Arguments,
+            >,
+            swap: &$crate::Swap<'q>,
+        ) -> sqlx::query::Query<
+            'q,
+            <$connection as sqlx::Connection>::Database,
+            <<$connection as sqlx::Connection>::Database as sqlx::Database>::Arguments,
+        > {
+            query.bind(swap.data).bind(swap.expiry).bind(swap.kind.as_str()).bind(swap.key).bind(swap.version)
         }
 
         /// Runs one statement on a pooled connection: `$run` gets the connection and returns the query's future.
@@ -154,22 +187,23 @@ macro_rules! sql_backend {
                 Ok(())
             }
 
-            async fn compare_and_swap(
-                &self,
-                kind: $crate::Kind,
-                key: &str,
-                version: i64,
-                data: &str,
-                expiry: Option<i64>,
-            ) -> Result<bool, $crate::StorageError> {
-                let updated = on_connection!(self, |c| sqlx::query($sql.compare_and_swap)
-                    .bind(data)
-                    .bind(expiry)
-                    .bind(kind.as_str())
-                    .bind(key)
-                    .bind(version)
-                    .execute(c))?;
+            async fn compare_and_swap(&self, swap: &$crate::Swap<'_>) -> Result<bool, $crate::StorageError> {
+                let updated = on_connection!(self, |c| bind_swap(sqlx::query($sql.compare_and_swap), swap).execute(c))?;
                 Ok(updated.rows_affected() == 1)
+            }
+
+            async fn compare_and_swap_then(
+                &self,
+                first: &$crate::Swap<'_>,
+                second: &$crate::Swap<'_>,
+            ) -> Result<(bool, bool), $crate::StorageError> {
+                let Some(statement) = $sql.compare_and_swap_then else {
+                    return $crate::backend::one_after_the_other(self, first, second).await;
+                };
+                let row =
+                    on_connection!(self, |c| bind_swap(bind_swap(sqlx::query(statement), first), second).fetch_one(c))?;
+                use sqlx::Row;
+                Ok((row.try_get("first").map_err(err)?, row.try_get("second").map_err(err)?))
             }
 
             async fn delete_expired(&self, kind: $crate::Kind, now: i64) -> Result<u64, $crate::StorageError> {

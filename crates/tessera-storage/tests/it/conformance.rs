@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::json;
 use tessera_core::id::new_id;
 use tessera_core::model::*;
-use tessera_storage::{Entity, GcResult, StaticObjects, Storage, StorageError};
+use tessera_storage::{Entity, GcResult, StaticObjects, Storage, StorageError, Versioned};
 use time::macros::{datetime, offset};
 use time::{Duration, OffsetDateTime, UtcOffset};
 
@@ -484,6 +484,204 @@ pub async fn concurrent_refresh_token_updates_lose_nothing(s: Storage) {
         task.await.unwrap().expect("every concurrent update succeeds");
     }
     assert_eq!(s.get::<RefreshToken>(&token.id).await.unwrap().nonce, "100");
+}
+
+fn sessions_of(token: &RefreshToken) -> OfflineSessions {
+    OfflineSessions {
+        user_id: token.claims.user_id.clone(),
+        conn_id: token.connector_id.clone(),
+        refresh: BTreeMap::new(),
+        connector_data: vec![],
+    }
+}
+
+fn versioned_pair(
+    s: &Storage,
+    token: &RefreshToken,
+) -> impl std::future::Future<Output = (Versioned<RefreshToken>, Versioned<OfflineSessions>)> {
+    let (s, token) = (s.clone(), token.clone());
+    async move {
+        let read = s.get_versioned::<RefreshToken>(&token.id).await.unwrap();
+        let sessions = s.get_versioned::<OfflineSessions>(&sessions_of(&token).key()).await.unwrap();
+        (read, sessions)
+    }
+}
+
+/// The refresh grant's write: a token and its offline session, the session after the token. Written
+/// as read when nothing changed since; a write in between to either is not overwritten (that side's
+/// updater re-runs on the new value), and the session's updater sees the token as written.
+pub async fn paired_update_writes_both_and_detects_writes_since(s: Storage) {
+    let token = refresh_token();
+    s.create(&token).await.unwrap();
+    s.create(&sessions_of(&token)).await.unwrap();
+    let runs = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let rotate = |label: &'static str| {
+        let runs = &runs.0;
+        move |mut t: RefreshToken| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            t.token = label.into();
+            Ok::<_, StorageError>(t)
+        }
+    };
+    let record = |t: &RefreshToken, mut o: OfflineSessions| {
+        runs.1.fetch_add(1, Ordering::SeqCst);
+        o.connector_data = t.token.clone().into_bytes();
+        Ok::<_, StorageError>(o)
+    };
+    let stored_pair = || async {
+        let token = s.get::<RefreshToken>(&token.id).await.unwrap();
+        let sessions = s.get_offline_sessions(&token.claims.user_id, &token.connector_id).await.unwrap();
+        (token, sessions)
+    };
+    let counted = || (runs.0.swap(0, Ordering::SeqCst), runs.1.swap(0, Ordering::SeqCst));
+
+    let (read, sessions) = versioned_pair(&s, &token).await;
+    let (t, o) = s.update_read_then(read, rotate("first"), sessions, record).await.unwrap();
+    let o = o.unwrap();
+    assert_eq!((t.token.as_str(), o.connector_data.as_slice()), ("first", b"first".as_slice()));
+    assert_eq!(counted(), (1, 1), "nothing written since: each updater runs once");
+    assert_eq!(stored_pair().await, (t, o));
+
+    // The session written since the read: the token is written, the session's updater re-runs.
+    let (read, sessions) = versioned_pair(&s, &token).await;
+    s.update_offline_sessions::<_, StorageError>(&token.claims.user_id, &token.connector_id, |mut o| {
+        let reference = RefreshTokenRef { id: "r".into(), client_id: "other".into(), created_at: NOW, last_used: NOW };
+        o.refresh.insert("written-since".into(), reference);
+        Ok(o)
+    })
+    .await
+    .unwrap();
+    let (t, o) = s.update_read_then(read, rotate("second"), sessions, record).await.unwrap();
+    let o = o.unwrap();
+    assert_eq!(counted(), (1, 2));
+    assert_eq!(o.connector_data, b"second");
+    assert!(o.refresh.contains_key("written-since"), "the write in between is kept");
+    assert_eq!(stored_pair().await, (t, o));
+
+    // The token written since the read: both re-run, the session after the token's new value.
+    let (read, sessions) = versioned_pair(&s, &token).await;
+    s.update::<RefreshToken, _, StorageError>(&token.id, |mut t| {
+        t.scopes.push("written-since".into());
+        Ok(t)
+    })
+    .await
+    .unwrap();
+    let (t, o) = s.update_read_then(read, rotate("third"), sessions, record).await.unwrap();
+    let o = o.unwrap();
+    assert_eq!(counted(), (2, 2));
+    assert_eq!(t.scopes.last().map(String::as_str), Some("written-since"));
+    assert_eq!(o.connector_data, b"third");
+    assert_eq!(stored_pair().await, (t, o));
+}
+
+/// The first updater's error writes nothing; the second's, or the second object gone, leaves the
+/// first written and says so.
+pub async fn paired_update_errors_write_only_what_came_before(s: Storage) {
+    let token = refresh_token();
+    s.create(&token).await.unwrap();
+    let sessions = sessions_of(&token);
+    s.create(&sessions).await.unwrap();
+    let keep = |o: OfflineSessions| Ok::<_, StorageError>(o);
+
+    let (read, versioned) = versioned_pair(&s, &token).await;
+    let refused = s
+        .update_read_then(
+            read,
+            |_| Err::<RefreshToken, _>(StorageError::NotFound),
+            versioned,
+            |_: &RefreshToken, mut o: OfflineSessions| {
+                o.connector_data = b"must not be written".to_vec();
+                Ok::<_, StorageError>(o)
+            },
+        )
+        .await;
+    assert!(matches!(refused, Err(StorageError::NotFound)));
+    assert_eq!(s.get::<RefreshToken>(&token.id).await.unwrap(), token);
+    assert_eq!(s.get::<OfflineSessions>(&sessions.key()).await.unwrap(), sessions);
+
+    let (read, versioned) = versioned_pair(&s, &token).await;
+    let rotate = |mut t: RefreshToken| {
+        t.token = "rotated".into();
+        Ok::<_, StorageError>(t)
+    };
+    let (t, o) = s
+        .update_read_then(read, rotate, versioned, |_: &RefreshToken, _| {
+            Err::<OfflineSessions, _>(StorageError::Conflict { kind: "offline_sessions", attempts: 0 })
+        })
+        .await
+        .unwrap();
+    assert!(matches!(o, Err(StorageError::Conflict { .. })));
+    assert_eq!(s.get::<RefreshToken>(&token.id).await.unwrap(), t);
+    assert_eq!(t.token, "rotated");
+    assert_eq!(s.get::<OfflineSessions>(&sessions.key()).await.unwrap(), sessions);
+
+    // The token written since the read: the session must not be written with the first attempt's
+    // value (here its updater refuses when it re-runs, so it stays as it was).
+    let (read, versioned) = versioned_pair(&s, &token).await;
+    s.update::<RefreshToken, _, StorageError>(&token.id, |mut t| {
+        t.scopes.push("written-since".into());
+        Ok(t)
+    })
+    .await
+    .unwrap();
+    let attempts = AtomicUsize::new(0);
+    let (_, o) = s
+        .update_read_then(read, rotate, versioned, |_: &RefreshToken, mut o: OfflineSessions| {
+            if attempts.fetch_add(1, Ordering::SeqCst) > 0 {
+                return Err(StorageError::Conflict { kind: "offline_sessions", attempts: 1 });
+            }
+            o.connector_data = b"from a stale token".to_vec();
+            Ok(o)
+        })
+        .await
+        .unwrap();
+    assert!(matches!(o, Err(StorageError::Conflict { .. })));
+    assert_eq!(s.get::<OfflineSessions>(&sessions.key()).await.unwrap(), sessions);
+
+    let (read, versioned) = versioned_pair(&s, &token).await;
+    s.delete_offline_sessions(&sessions.user_id, &sessions.conn_id).await.unwrap();
+    let rotate_again = |mut t: RefreshToken| {
+        t.token = "rotated again".into();
+        Ok::<_, StorageError>(t)
+    };
+    let (t, o) = s.update_read_then(read, rotate_again, versioned, |_: &RefreshToken, o| keep(o)).await.unwrap();
+    assert!(matches!(o, Err(StorageError::NotFound)), "the session went away: nothing to write");
+    assert_eq!(s.get::<RefreshToken>(&token.id).await.unwrap(), t);
+}
+
+/// Many refreshes of one token and session at once: every paired write lands, none is lost.
+pub async fn concurrent_paired_updates_lose_nothing(s: Storage) {
+    let token = refresh_token();
+    s.create(&token).await.unwrap();
+    s.create(&sessions_of(&token)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (s, token) = (s.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let (read, sessions) = versioned_pair(&s, &token).await;
+            let increment = |mut t: RefreshToken| {
+                t.nonce = (t.nonce.parse::<u32>().unwrap() + 1).to_string();
+                Ok::<_, StorageError>(t)
+            };
+            let record = |t: &RefreshToken, mut o: OfflineSessions| {
+                let reference =
+                    RefreshTokenRef { id: t.nonce.clone(), client_id: i.to_string(), created_at: NOW, last_used: NOW };
+                o.refresh.insert(i.to_string(), reference);
+                Ok::<_, StorageError>(o)
+            };
+            let (_, o) = s.update_read_then(read, increment, sessions, record).await?;
+            o.map(|_| ())
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().expect("every concurrent paired update succeeds");
+    }
+    assert_eq!(s.get::<RefreshToken>(&token.id).await.unwrap().nonce, "40");
+    let sessions = s.get_offline_sessions(&token.claims.user_id, &token.connector_id).await.unwrap();
+    assert_eq!(sessions.refresh.len(), 40);
+    let mut nonces: Vec<u32> = sessions.refresh.values().map(|r| r.id.parse().unwrap()).collect();
+    nonces.sort_unstable();
+    assert_eq!(nonces, (1..=40).collect::<Vec<_>>(), "each session write saw its own token write");
 }
 
 /// Deleting is the single-use gate for codes: of many concurrent deletes, exactly one wins.

@@ -103,38 +103,50 @@ pub async fn refresh(state: &AppState, client: &Client, form: &TokenForm) -> Res
     .await?;
 
     let new_secret = new_id();
-    let stored = state
-        .storage
-        .update_read::<RefreshToken, _, Abort>(read, |mut current| {
-            if !secret_accepted(&current, &secret, now, &policy) {
-                return Err(Abort::Claimed);
+    let rotate = |mut current: RefreshToken| {
+        if !secret_accepted(&current, &secret, now, &policy) {
+            return Err(Abort::Claimed);
+        }
+        match (decide(&current, now, &policy), planned) {
+            (Use::ReuseCurrent | Use::Unchanged, _) => Ok(current),
+            (Use::Rotate, Use::Rotate) => {
+                current.obsolete_token = std::mem::replace(&mut current.token, new_secret.clone());
+                current.last_used = now;
+                current.claims = claims.clone();
+                Ok(current)
             }
-            match (decide(&current, now, &policy), planned) {
-                (Use::ReuseCurrent | Use::Unchanged, _) => Ok(current),
-                (Use::Rotate, Use::Rotate) => {
-                    current.obsolete_token = std::mem::replace(&mut current.token, new_secret.clone());
-                    current.last_used = now;
-                    current.claims = claims.clone();
-                    Ok(current)
-                }
-                (Use::Touch, Use::Touch) => {
-                    current.last_used = now;
-                    current.claims = claims.clone();
-                    Ok(current)
-                }
-                // Someone else used the token between our read and this write.
-                _ => Err(Abort::Claimed),
+            (Use::Touch, Use::Touch) => {
+                current.last_used = now;
+                current.claims = claims.clone();
+                Ok(current)
             }
-        })
-        .await;
+            // Someone else used the token between our read and this write.
+            _ => Err(Abort::Claimed),
+        }
+    };
+    let stored = match (&refreshed, sessions) {
+        // The offline session remembers when the client last refreshed and the upstream's newest
+        // data; written with the token in one round trip where the storage can.
+        (Some(identity), Some(sessions)) => {
+            let record_use = |token: &RefreshToken, sessions| Ok(record_use(sessions, token, identity));
+            match state
+                .storage
+                .update_read_then::<_, _, _, _, Abort, StorageError>(read, rotate, sessions, record_use)
+                .await
+            {
+                // A session deleted meanwhile (the user's sessions revoked) has nothing to record.
+                Ok((stored, Ok(_) | Err(StorageError::NotFound))) => Ok(stored),
+                Ok((_, Err(err))) => return Err(internal(err)),
+                Err(abort) => Err(abort),
+            }
+        }
+        _ => state.storage.update_read::<RefreshToken, _, Abort>(read, rotate).await,
+    };
     let stored = match stored {
         Ok(stored) => stored,
         Err(Abort::Claimed) => return Err(claimed()),
         Err(Abort::Storage(err)) => return Err(internal(err)),
     };
-    if let (Some(identity), Some(sessions)) = (&refreshed, sessions) {
-        record_use(state, sessions, &stored, identity).await.map_err(internal)?;
-    }
     Ok(TokenResponse::new(minted, Some(encode_refresh_token(&stored.id, &stored.token))))
 }
 
@@ -191,30 +203,15 @@ fn keep_user_id(current: &Claims, identity: &Identity) -> Claims {
     Claims { user_id: current.user_id.clone(), ..identity.claims() }
 }
 
-/// The offline session remembers when the client last refreshed and the upstream's newest data.
-/// Written against the read `refresh_identity` made (re-read only if someone wrote since).
-async fn record_use(
-    state: &AppState,
-    sessions: Versioned<OfflineSessions>,
-    token: &RefreshToken,
-    identity: &Identity,
-) -> Result<(), StorageError> {
-    let updated = state
-        .storage
-        .update_read::<_, _, StorageError>(sessions, |mut sessions| {
-            if let Some(reference) = sessions.refresh.get_mut(&token.client_id) {
-                reference.last_used = token.last_used;
-            }
-            if !identity.connector_data.is_empty() {
-                sessions.connector_data = identity.connector_data.clone();
-            }
-            Ok(sessions)
-        })
-        .await;
-    match updated {
-        Ok(_) | Err(StorageError::NotFound) => Ok(()),
-        Err(err) => Err(err),
+/// The offline session after `token`'s use: its last use for the client, and the upstream's newest data.
+fn record_use(mut sessions: OfflineSessions, token: &RefreshToken, identity: &Identity) -> OfflineSessions {
+    if let Some(reference) = sessions.refresh.get_mut(&token.client_id) {
+        reference.last_used = token.last_used;
     }
+    if !identity.connector_data.is_empty() {
+        sessions.connector_data = identity.connector_data.clone();
+    }
+    sessions
 }
 
 #[cfg(test)]
