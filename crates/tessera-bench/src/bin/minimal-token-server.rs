@@ -21,6 +21,10 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use subtle::ConstantTimeEq;
 
+// The allocator tessera runs on, so that the comparison is of the request's work alone.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CLIENT_ID: &str = "bench";
 const CLIENT_SECRET: &str = "bench-secret";
 const ISSUER: &str = "http://127.0.0.1/minimal";
