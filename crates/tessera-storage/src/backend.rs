@@ -37,16 +37,18 @@ impl Kind {
     }
 }
 
-/// A stored document: the entity as JSON, its version for compare-and-swap, and its expiry (Unix
-/// nanoseconds) for the kinds that garbage collection removes.
+/// A stored document: the entity as JSON, its version for compare-and-swap, its expiry (Unix
+/// nanoseconds) for the kinds that garbage collection removes, and the key of the document it links
+/// to (a refresh token's offline session), for [`Backend::get_linked`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {
     pub data: String,
     pub version: i64,
     pub expiry: Option<i64>,
+    pub link: Option<String>,
 }
 
-/// One compare-and-swap: the document to write at `key` if it is still at `version`.
+/// One compare-and-swap: the document to write at `key` (with its link) if it is still at `version`.
 #[derive(Debug, Clone, Copy)]
 pub struct Swap<'a> {
     pub kind: Kind,
@@ -54,6 +56,7 @@ pub struct Swap<'a> {
     pub version: i64,
     pub data: &'a str,
     pub expiry: Option<i64>,
+    pub link: Option<&'a str>,
 }
 
 #[async_trait]
@@ -62,10 +65,38 @@ pub trait Backend: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Stores a new document at version 1; [`StorageError::AlreadyExists`] if the key is taken.
-    async fn insert(&self, kind: Kind, key: &str, data: &str, expiry: Option<i64>) -> Result<(), StorageError>;
+    async fn insert(
+        &self,
+        kind: Kind,
+        key: &str,
+        data: &str,
+        expiry: Option<i64>,
+        link: Option<&str>,
+    ) -> Result<(), StorageError>;
 
     /// [`StorageError::NotFound`] if there is no such key.
     async fn get(&self, kind: Kind, key: &str) -> Result<Document, StorageError>;
+
+    /// The document at `key` and, if it has a link, the document of `linked_kind` under that key
+    /// (`None` if there is none): what two gets do, which is this default, but a backend with round
+    /// trips does it in one.
+    async fn get_linked(
+        &self,
+        kind: Kind,
+        key: &str,
+        linked_kind: Kind,
+    ) -> Result<(Document, Option<Document>), StorageError> {
+        let document = self.get(kind, key).await?;
+        let linked = match &document.link {
+            Some(link) => match self.get(linked_kind, link).await {
+                Ok(linked) => Some(linked),
+                Err(StorageError::NotFound) => None,
+                Err(err) => return Err(err),
+            },
+            None => None,
+        };
+        Ok((document, linked))
+    }
 
     async fn list(&self, kind: Kind) -> Result<Vec<Document>, StorageError>;
 

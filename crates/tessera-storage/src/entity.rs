@@ -20,6 +20,11 @@ pub trait Entity: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     fn expiry(&self) -> Option<OffsetDateTime> {
         None
     }
+    /// The one other object this value names, stored with it so that
+    /// [`crate::Storage::get_versioned_linked`] reads both in one statement.
+    fn link(&self) -> Option<(Kind, String)> {
+        None
+    }
 }
 
 macro_rules! entity {
@@ -47,7 +52,6 @@ macro_rules! entity {
 }
 
 entity!(Client, Kind::Client, |c| c.id.clone());
-entity!(RefreshToken, Kind::RefreshToken, |t| t.id.clone());
 entity!(Connector, Kind::Connector, |c| c.id.clone());
 entity!(Keys, Kind::Keys, |_k| KEYS_KEY.to_owned());
 entity!(AuthRequest, Kind::AuthRequest, |r| r.id.clone(), expires);
@@ -65,6 +69,17 @@ impl Entity for Password {
     }
     fn normalize_key(key: &str) -> String {
         key.to_lowercase()
+    }
+}
+
+impl Entity for RefreshToken {
+    const KIND: Kind = Kind::RefreshToken;
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+    /// A refresh reads the user's offline session with the token.
+    fn link(&self) -> Option<(Kind, String)> {
+        Some((Kind::OfflineSessions, offline_sessions_key(&self.claims.user_id, &self.connector_id)))
     }
 }
 

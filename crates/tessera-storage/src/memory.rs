@@ -30,13 +30,20 @@ impl Backend for MemoryBackend {
         "memory"
     }
 
-    async fn insert(&self, kind: Kind, key: &str, data: &str, expiry: Option<i64>) -> Result<(), StorageError> {
+    async fn insert(
+        &self,
+        kind: Kind,
+        key: &str,
+        data: &str,
+        expiry: Option<i64>,
+        link: Option<&str>,
+    ) -> Result<(), StorageError> {
         let mut documents = self.documents();
         let slot = documents.entry((kind, key.to_owned()));
         match slot {
             std::collections::hash_map::Entry::Occupied(_) => Err(StorageError::AlreadyExists),
             std::collections::hash_map::Entry::Vacant(vacant) => {
-                vacant.insert(Document { data: data.to_owned(), version: 1, expiry });
+                vacant.insert(Document { data: data.to_owned(), version: 1, expiry, link: link.map(str::to_owned) });
                 Ok(())
             }
         }
@@ -62,7 +69,12 @@ impl Backend for MemoryBackend {
         let mut documents = self.documents();
         match documents.get_mut(&(swap.kind, swap.key.to_owned())) {
             Some(doc) if doc.version == swap.version => {
-                *doc = Document { data: swap.data.to_owned(), version: swap.version + 1, expiry: swap.expiry };
+                *doc = Document {
+                    data: swap.data.to_owned(),
+                    version: swap.version + 1,
+                    expiry: swap.expiry,
+                    link: swap.link.map(str::to_owned),
+                };
                 Ok(true)
             }
             _ => Ok(false),

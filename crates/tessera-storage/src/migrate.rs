@@ -7,17 +7,19 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    description: "objects table",
-    sql: include_str!("../migrations/postgres/0001_objects.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "objects table",
+        sql: include_str!("../migrations/postgres/0001_objects.sql"),
+    },
+    Migration { version: 2, description: "object links", sql: include_str!("../migrations/postgres/0002_links.sql") },
+];
 
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    description: "objects table",
-    sql: include_str!("../migrations/sqlite/0001_objects.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration { version: 1, description: "objects table", sql: include_str!("../migrations/sqlite/0001_objects.sql") },
+    Migration { version: 2, description: "object links", sql: include_str!("../migrations/sqlite/0002_links.sql") },
+];
 
 /// The table that records which migrations ran (same SQL on both dialects).
 pub(crate) const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS tessera_migrations (

@@ -10,6 +10,8 @@ pub(crate) struct Statements {
     pub record_migration: &'static str,
     pub insert: &'static str,
     pub get: &'static str,
+    /// A document and the one its `link` names, in one row (the linked columns are prefixed `linked_`).
+    pub get_linked: &'static str,
     pub list: &'static str,
     pub delete: &'static str,
     pub compare_and_swap: &'static str,
@@ -24,12 +26,17 @@ pub(crate) const SQLITE: Statements = Statements {
     begin_migration: "BEGIN IMMEDIATE",
     lock_migrations: None,
     record_migration: "INSERT INTO tessera_migrations (version, description) VALUES (?, ?)",
-    insert: "INSERT INTO tessera_objects (kind, id, version, expiry, data) VALUES (?, ?, 1, ?, ?)
+    insert: "INSERT INTO tessera_objects (kind, id, version, expiry, data, link) VALUES (?, ?, 1, ?, ?, ?)
              ON CONFLICT (kind, id) DO NOTHING",
-    get: "SELECT data, version, expiry FROM tessera_objects WHERE kind = ? AND id = ?",
-    list: "SELECT data, version, expiry FROM tessera_objects WHERE kind = ? ORDER BY id",
+    get: "SELECT data, version, expiry, link FROM tessera_objects WHERE kind = ? AND id = ?",
+    get_linked: "SELECT t.data, t.version, t.expiry, t.link,
+                        l.data AS linked_data, l.version AS linked_version, l.expiry AS linked_expiry,
+                        l.link AS linked_link
+                 FROM tessera_objects t LEFT JOIN tessera_objects l ON l.kind = ?3 AND l.id = t.link
+                 WHERE t.kind = ?1 AND t.id = ?2",
+    list: "SELECT data, version, expiry, link FROM tessera_objects WHERE kind = ? ORDER BY id",
     delete: "DELETE FROM tessera_objects WHERE kind = ? AND id = ?",
-    compare_and_swap: "UPDATE tessera_objects SET data = ?, expiry = ?, version = version + 1
+    compare_and_swap: "UPDATE tessera_objects SET data = ?, expiry = ?, link = ?, version = version + 1
                        WHERE kind = ? AND id = ? AND version = ?",
     // SQLite has no data-modifying CTEs, and no round trip to save.
     compare_and_swap_then: None,
@@ -42,22 +49,27 @@ pub(crate) const POSTGRES: Statements = Statements {
     // first applies the migrations and the others find nothing pending.
     lock_migrations: Some("SELECT pg_advisory_xact_lock(32762643830108769)"),
     record_migration: "INSERT INTO tessera_migrations (version, description) VALUES ($1, $2)",
-    insert: "INSERT INTO tessera_objects (kind, id, version, expiry, data) VALUES ($1, $2, 1, $3, $4)
+    insert: "INSERT INTO tessera_objects (kind, id, version, expiry, data, link) VALUES ($1, $2, 1, $3, $4, $5)
              ON CONFLICT (kind, id) DO NOTHING",
-    get: "SELECT data, version, expiry FROM tessera_objects WHERE kind = $1 AND id = $2",
-    list: "SELECT data, version, expiry FROM tessera_objects WHERE kind = $1 ORDER BY id",
+    get: "SELECT data, version, expiry, link FROM tessera_objects WHERE kind = $1 AND id = $2",
+    get_linked: "SELECT t.data, t.version, t.expiry, t.link,
+                        l.data AS linked_data, l.version AS linked_version, l.expiry AS linked_expiry,
+                        l.link AS linked_link
+                 FROM tessera_objects t LEFT JOIN tessera_objects l ON l.kind = $3 AND l.id = t.link
+                 WHERE t.kind = $1 AND t.id = $2",
+    list: "SELECT data, version, expiry, link FROM tessera_objects WHERE kind = $1 ORDER BY id",
     delete: "DELETE FROM tessera_objects WHERE kind = $1 AND id = $2",
-    compare_and_swap: "UPDATE tessera_objects SET data = $1, expiry = $2, version = version + 1
-                       WHERE kind = $3 AND id = $4 AND version = $5",
+    compare_and_swap: "UPDATE tessera_objects SET data = $1, expiry = $2, link = $3, version = version + 1
+                       WHERE kind = $4 AND id = $5 AND version = $6",
     // Both UPDATEs see one snapshot, and the second's EXISTS sees what the first returned, so the
     // second row is written only if the first was: what two statements in a row would do.
     compare_and_swap_then: Some(
         "WITH first AS (
-             UPDATE tessera_objects SET data = $1, expiry = $2, version = version + 1
-             WHERE kind = $3 AND id = $4 AND version = $5 RETURNING 1
+             UPDATE tessera_objects SET data = $1, expiry = $2, link = $3, version = version + 1
+             WHERE kind = $4 AND id = $5 AND version = $6 RETURNING 1
          ), second AS (
-             UPDATE tessera_objects SET data = $6, expiry = $7, version = version + 1
-             WHERE kind = $8 AND id = $9 AND version = $10 AND EXISTS (SELECT 1 FROM first) RETURNING 1
+             UPDATE tessera_objects SET data = $7, expiry = $8, link = $9, version = version + 1
+             WHERE kind = $10 AND id = $11 AND version = $12 AND EXISTS (SELECT 1 FROM first) RETURNING 1
          )
          SELECT EXISTS (SELECT 1 FROM first) AS first, EXISTS (SELECT 1 FROM second) AS second",
     ),
@@ -75,11 +87,19 @@ macro_rules! sql_backend {
         }
 
         fn document(row: &$row) -> Result<$crate::Document, $crate::StorageError> {
+            columns(row, ["data", "version", "expiry", "link"])
+        }
+
+        fn columns(
+            row: &$row,
+            [data, version, expiry, link]: [&str; 4],
+        ) -> Result<$crate::Document, $crate::StorageError> {
             use sqlx::Row;
             Ok($crate::Document {
-                data: row.try_get("data").map_err(err)?,
-                version: row.try_get("version").map_err(err)?,
-                expiry: row.try_get("expiry").map_err(err)?,
+                data: row.try_get(data).map_err(err)?,
+                version: row.try_get(version).map_err(err)?,
+                expiry: row.try_get(expiry).map_err(err)?,
+                link: row.try_get(link).map_err(err)?,
             })
         }
 
@@ -96,7 +116,13 @@ macro_rules! sql_backend {
             <$connection as sqlx::Connection>::Database,
             <<$connection as sqlx::Connection>::Database as sqlx::Database>::Arguments,
         > {
-            query.bind(swap.data).bind(swap.expiry).bind(swap.kind.as_str()).bind(swap.key).bind(swap.version)
+            query
+                .bind(swap.data)
+                .bind(swap.expiry)
+                .bind(swap.link)
+                .bind(swap.kind.as_str())
+                .bind(swap.key)
+                .bind(swap.version)
         }
 
         /// Runs one statement on a pooled connection: `$run` gets the connection and returns the query's future.
@@ -154,12 +180,14 @@ macro_rules! sql_backend {
                 key: &str,
                 data: &str,
                 expiry: Option<i64>,
+                link: Option<&str>,
             ) -> Result<(), $crate::StorageError> {
                 let inserted = on_connection!(self, |c| sqlx::query($sql.insert)
                     .bind(kind.as_str())
                     .bind(key)
                     .bind(expiry)
                     .bind(data)
+                    .bind(link)
                     .execute(c))?;
                 if inserted.rows_affected() == 0 {
                     return Err($crate::StorageError::AlreadyExists);
@@ -171,6 +199,26 @@ macro_rules! sql_backend {
                 let row =
                     on_connection!(self, |c| sqlx::query($sql.get).bind(kind.as_str()).bind(key).fetch_optional(c))?;
                 document(&row.ok_or($crate::StorageError::NotFound)?)
+            }
+
+            async fn get_linked(
+                &self,
+                kind: $crate::Kind,
+                key: &str,
+                linked_kind: $crate::Kind,
+            ) -> Result<($crate::Document, Option<$crate::Document>), $crate::StorageError> {
+                let row = on_connection!(self, |c| sqlx::query($sql.get_linked)
+                    .bind(kind.as_str())
+                    .bind(key)
+                    .bind(linked_kind.as_str())
+                    .fetch_optional(c))?;
+                let row = row.ok_or($crate::StorageError::NotFound)?;
+                // A LEFT JOIN that found nothing leaves every linked column NULL.
+                let linked = match sqlx::Row::try_get::<Option<i64>, _>(&row, "linked_version").map_err(err)? {
+                    Some(_) => Some(columns(&row, ["linked_data", "linked_version", "linked_expiry", "linked_link"])?),
+                    None => None,
+                };
+                Ok((document(&row)?, linked))
             }
 
             async fn list(&self, kind: $crate::Kind) -> Result<Vec<$crate::Document>, $crate::StorageError> {

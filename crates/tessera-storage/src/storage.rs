@@ -71,7 +71,8 @@ impl Storage {
             return Err(StorageError::AlreadyExists);
         }
         let data = encode(value)?;
-        self.backend.insert(E::KIND, &key, &data, expiry_nanos(value)).await
+        let link = value.link().map(|(_, key)| key);
+        self.backend.insert(E::KIND, &key, &data, expiry_nanos(value), link.as_deref()).await
     }
 
     /// [`StorageError::NotFound`] if there is no such object.
@@ -121,6 +122,33 @@ impl Storage {
         self.ensure_writable::<E>(&key)?;
         let document = self.backend.get(E::KIND, &key).await?;
         Ok(Versioned { value: decode(&document.data)?, version: document.version })
+    }
+
+    /// [`Storage::get_versioned`] of an object and of the object of type `L` it links to
+    /// ([`Entity::link`]), `None` if that is not stored: one statement on the SQL backends. An object
+    /// stored before links existed, or one whose link names another kind, costs a second read.
+    pub async fn get_versioned_linked<E: Entity, L: Entity>(
+        &self,
+        key: &str,
+    ) -> Result<(Versioned<E>, Option<Versioned<L>>), StorageError> {
+        let key = E::normalize_key(key);
+        self.ensure_writable::<E>(&key)?;
+        let (document, linked) = self.backend.get_linked(E::KIND, &key, L::KIND).await?;
+        let read = Versioned { value: decode::<E>(&document.data)?, version: document.version };
+        let linked = match read.value.link() {
+            Some((kind, link)) if kind == L::KIND && document.link.as_deref() == Some(link.as_str()) => linked
+                .map(|linked| {
+                    Ok::<_, StorageError>(Versioned { value: decode(&linked.data)?, version: linked.version })
+                })
+                .transpose()?,
+            Some((kind, link)) if kind == L::KIND => match self.get_versioned::<L>(&link).await {
+                Ok(linked) => Some(linked),
+                Err(StorageError::NotFound) => None,
+                Err(err) => return Err(err),
+            },
+            _ => None,
+        };
+        Ok((read, linked))
     }
 
     /// [`Storage::update`] of an object the caller has just read with [`Storage::get_versioned`]: the
@@ -223,15 +251,6 @@ impl Storage {
         self.get::<OfflineSessions>(&offline_sessions_key(user_id, conn_id)).await
     }
 
-    /// The offline sessions with their version, for [`Storage::update_read`].
-    pub async fn get_offline_sessions_versioned(
-        &self,
-        user_id: &str,
-        conn_id: &str,
-    ) -> Result<Versioned<OfflineSessions>, StorageError> {
-        self.get_versioned::<OfflineSessions>(&offline_sessions_key(user_id, conn_id)).await
-    }
-
     pub async fn delete_offline_sessions(&self, user_id: &str, conn_id: &str) -> Result<(), StorageError> {
         self.delete::<OfflineSessions>(&offline_sessions_key(user_id, conn_id)).await
     }
@@ -315,6 +334,7 @@ struct Encoded<E> {
     value: E,
     data: String,
     expiry: Option<i64>,
+    link: Option<String>,
 }
 
 /// Checks that an updater kept the key (a changed key would write one object over another).
@@ -322,12 +342,12 @@ fn updated<E: Entity>(key: &str, value: E) -> Result<Encoded<E>, StorageError> {
     if value.key() != key {
         return Err(StorageError::KeyChanged { kind: E::KIND.as_str() });
     }
-    Ok(Encoded { data: encode(&value)?, expiry: expiry_nanos(&value), value })
+    Ok(Encoded { data: encode(&value)?, expiry: expiry_nanos(&value), link: value.link().map(|(_, key)| key), value })
 }
 
 impl<E: Entity> Encoded<E> {
     fn swap<'a>(&'a self, key: &'a str, version: i64) -> Swap<'a> {
-        Swap { kind: E::KIND, key, version, data: &self.data, expiry: self.expiry }
+        Swap { kind: E::KIND, key, version, data: &self.data, expiry: self.expiry, link: self.link.as_deref() }
     }
 }
 

@@ -116,6 +116,7 @@ macro_rules! conformance_suite {
                 nested_update_exactly_one_fails,
                 update_that_lost_a_race_retries_without_losing_it,
                 update_against_an_earlier_read_detects_writes_since,
+                linked_read_returns_the_token_and_its_session,
                 paired_update_writes_both_and_detects_writes_since,
                 paired_update_errors_write_only_what_came_before,
                 concurrent_paired_updates_lose_nothing,

@@ -81,7 +81,7 @@ fn auth_code(expiry: OffsetDateTime) -> AuthCode {
     }
 }
 
-fn refresh_token() -> RefreshToken {
+pub fn refresh_token() -> RefreshToken {
     RefreshToken {
         id: new_id(),
         token: "secret-1".into(),
@@ -486,7 +486,7 @@ pub async fn concurrent_refresh_token_updates_lose_nothing(s: Storage) {
     assert_eq!(s.get::<RefreshToken>(&token.id).await.unwrap().nonce, "100");
 }
 
-fn sessions_of(token: &RefreshToken) -> OfflineSessions {
+pub fn sessions_of(token: &RefreshToken) -> OfflineSessions {
     OfflineSessions {
         user_id: token.claims.user_id.clone(),
         conn_id: token.connector_id.clone(),
@@ -505,6 +505,51 @@ fn versioned_pair(
         let sessions = s.get_versioned::<OfflineSessions>(&sessions_of(&token).key()).await.unwrap();
         (read, sessions)
     }
+}
+
+/// A token read with its offline session (one statement on SQL): none until the session exists, the
+/// session once it does, both with versions that the paired write accepts.
+pub async fn linked_read_returns_the_token_and_its_session(s: Storage) {
+    assert!(matches!(
+        s.get_versioned_linked::<RefreshToken, OfflineSessions>("missing").await,
+        Err(StorageError::NotFound)
+    ));
+    let token = refresh_token();
+    s.create(&token).await.unwrap();
+    let (read, sessions) = s.get_versioned_linked::<RefreshToken, OfflineSessions>(&token.id).await.unwrap();
+    assert_eq!((read.value, sessions.map(|v| v.value)), (token.clone(), None));
+
+    // Another user's session on the same connector is not this token's.
+    let other = OfflineSessions { user_id: "someone-else".into(), ..sessions_of(&token) };
+    s.create(&other).await.unwrap();
+    let (_, sessions) = s.get_versioned_linked::<RefreshToken, OfflineSessions>(&token.id).await.unwrap();
+    assert!(sessions.is_none());
+
+    s.create(&sessions_of(&token)).await.unwrap();
+    let (read, sessions) = s.get_versioned_linked::<RefreshToken, OfflineSessions>(&token.id).await.unwrap();
+    let sessions = sessions.expect("the token's session");
+    assert_eq!(sessions.value, sessions_of(&token));
+    let runs = AtomicUsize::new(0);
+    let (t, o) = s
+        .update_read_then(
+            read,
+            |mut t: RefreshToken| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                t.token = "rotated".into();
+                Ok::<_, StorageError>(t)
+            },
+            sessions,
+            |t: &RefreshToken, mut o: OfflineSessions| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                o.connector_data = t.token.clone().into_bytes();
+                Ok::<_, StorageError>(o)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "the linked read's versions are current: no re-run");
+    let (read, sessions) = s.get_versioned_linked::<RefreshToken, OfflineSessions>(&token.id).await.unwrap();
+    assert_eq!((read.value, sessions.map(|v| v.value)), (t, Some(o.unwrap())));
 }
 
 /// The refresh grant's write: a token and its offline session, the session after the token. Written

@@ -2,13 +2,16 @@
 
 use std::sync::Arc;
 
-use tessera_core::model::Client;
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use tessera_core::model::{Client, OfflineSessions, RefreshToken};
 use tessera_storage::postgres::PostgresBackend;
 use tessera_storage::sqlite::SqliteBackend;
-use tessera_storage::{SqliteSettings, Storage};
+use tessera_storage::{Entity, SqliteSettings, Storage, StorageError};
 
 use crate::backends::{fresh_postgres_database, pool_of};
-use crate::conformance::client;
+use crate::conformance::{client, refresh_token, sessions_of};
 
 #[tokio::test]
 async fn sqlite_reopen_keeps_data_and_migrates_nothing_twice() {
@@ -46,12 +49,12 @@ async fn postgres_instances_starting_together_migrate_once() {
         backends.push(start.await.unwrap().expect("every instance starts"));
     }
     for backend in &backends {
-        assert_eq!(backend.applied_migrations().await.unwrap(), vec![1]);
+        assert_eq!(backend.applied_migrations().await.unwrap(), vec![1, 2]);
     }
     let storage = Storage::new(Arc::new(backends[0].clone()));
     storage.create(&client("app")).await.unwrap();
     let again = PostgresBackend::connect(options, pool_of(1)).await.unwrap();
-    assert_eq!(again.applied_migrations().await.unwrap(), vec![1]);
+    assert_eq!(again.applied_migrations().await.unwrap(), vec![1, 2]);
     assert_eq!(Storage::new(Arc::new(again)).get::<Client>("app").await.unwrap(), client("app"));
 }
 
@@ -67,4 +70,92 @@ async fn postgres_unreachable_fails_with_the_address() {
     };
     let err = PostgresBackend::open(&settings).await.unwrap_err().to_string();
     assert!(err.contains("127.0.0.1:1/nothing"), "{err}");
+}
+
+/// The first schema as it was released, with a refresh token and its session written by it: no link.
+const BEFORE_LINKS: &str = "CREATE TABLE tessera_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL);
+INSERT INTO tessera_migrations VALUES (1, 'objects table');";
+
+/// A database from before links (migration 2): its refresh tokens have no link, and are read with
+/// their session all the same; the next write adds the link.
+async fn upgraded_tokens_are_read_with_their_session(storage: &Storage, token: &RefreshToken) {
+    let (read, sessions) = storage.get_versioned_linked::<RefreshToken, OfflineSessions>(&token.id).await.unwrap();
+    assert_eq!(read.value, *token);
+    let sessions = sessions.expect("found by a second read");
+    assert_eq!(sessions.value, sessions_of(token));
+    let (rotated, recorded) = storage
+        .update_read_then(
+            read,
+            |mut t: RefreshToken| {
+                t.token = "rotated".into();
+                Ok::<_, StorageError>(t)
+            },
+            sessions,
+            |_: &RefreshToken, o| Ok::<_, StorageError>(o),
+        )
+        .await
+        .unwrap();
+    recorded.unwrap();
+    let (read, sessions) = storage.get_versioned_linked::<RefreshToken, OfflineSessions>(&token.id).await.unwrap();
+    assert_eq!((read.value, sessions.map(|s| s.value)), (rotated, Some(sessions_of(token))));
+}
+
+fn rows_before_links(token: &RefreshToken) -> [(&'static str, String, String); 2] {
+    let sessions = sessions_of(token);
+    [
+        ("refresh_token", token.id.clone(), serde_json::to_string(token).unwrap()),
+        ("offline_sessions", sessions.key(), serde_json::to_string(&sessions).unwrap()),
+    ]
+}
+
+#[tokio::test]
+async fn sqlite_database_from_before_links_is_upgraded_in_place() {
+    let dir = std::env::temp_dir().join(format!("tessera-upgrade-{}", tessera_core::id::new_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("state.db");
+    let token = refresh_token();
+    {
+        let options = SqliteConnectOptions::new().filename(&file).create_if_missing(true);
+        let mut old = SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::raw_sql(include_str!("../../migrations/sqlite/0001_objects.sql")).execute(&mut old).await.unwrap();
+        sqlx::raw_sql(BEFORE_LINKS).execute(&mut old).await.unwrap();
+        for (kind, id, data) in rows_before_links(&token) {
+            sqlx::query("INSERT INTO tessera_objects (kind, id, version, data) VALUES (?, ?, 1, ?)")
+                .bind(kind)
+                .bind(id)
+                .bind(data)
+                .execute(&mut old)
+                .await
+                .unwrap();
+        }
+    }
+    let storage = Storage::new(Arc::new(SqliteBackend::open(&SqliteSettings { file }).await.unwrap()));
+    upgraded_tokens_are_read_with_their_session(&storage, &token).await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn postgres_database_from_before_links_is_upgraded_in_place() {
+    let Some((admin, name)) = fresh_postgres_database().await else {
+        return;
+    };
+    let options = admin.database(&name);
+    let token = refresh_token();
+    {
+        let mut old = PgConnection::connect_with(&options).await.unwrap();
+        sqlx::raw_sql(include_str!("../../migrations/postgres/0001_objects.sql")).execute(&mut old).await.unwrap();
+        sqlx::raw_sql(BEFORE_LINKS).execute(&mut old).await.unwrap();
+        for (kind, id, data) in rows_before_links(&token) {
+            sqlx::query("INSERT INTO tessera_objects (kind, id, version, data) VALUES ($1, $2, 1, $3)")
+                .bind(kind)
+                .bind(id)
+                .bind(data)
+                .execute(&mut old)
+                .await
+                .unwrap();
+        }
+    }
+    let backend = PostgresBackend::connect(options, pool_of(2)).await.unwrap();
+    assert_eq!(backend.applied_migrations().await.unwrap(), vec![1, 2]);
+    upgraded_tokens_are_read_with_their_session(&Storage::new(Arc::new(backend)), &token).await;
 }

@@ -43,8 +43,9 @@ pub async fn refresh(state: &AppState, client: &Client, form: &TokenForm) -> Res
         return Err(OAuthError::invalid_request("Required param: refresh_token."));
     }
     let (id, secret) = decode_refresh_token(presented);
-    // Read with its version: the rotation below writes against this read (one round trip fewer).
-    let read = match state.storage.get_versioned::<RefreshToken>(&id).await {
+    // Read with its version, and with the user's offline session in the same statement: the writes
+    // below go against these reads (round trips saved on both sides).
+    let (read, sessions) = match state.storage.get_versioned_linked::<RefreshToken, OfflineSessions>(&id).await {
         Ok(read) => read,
         Err(StorageError::NotFound) => return Err(claimed()),
         Err(err) => return Err(internal(err)),
@@ -74,11 +75,10 @@ pub async fn refresh(state: &AppState, client: &Client, form: &TokenForm) -> Res
     }
 
     let planned = decide(&token, now, &policy);
-    let (refreshed, sessions) = if planned.refreshes_identity() {
-        let (identity, sessions) = refresh_identity(state, &token).await?;
-        (Some(identity), sessions)
+    let refreshed = if planned.refreshes_identity() {
+        Some(refresh_identity(state, &token, sessions.as_ref()).await?)
     } else {
-        (None, None)
+        None
     };
     let claims =
         refreshed.as_ref().map_or_else(|| token.claims.clone(), |identity| keep_user_id(&token.claims, identity));
@@ -168,28 +168,23 @@ fn narrowed_scopes(granted: &[String], requested: &str) -> Result<Vec<String>, O
 
 /// The user's current identity from the connector (as stored, for a connector that does not
 /// refresh), with the upstream data kept on their offline session (or, for tokens from before offline
-/// sessions, on the token). The offline sessions come back as read, for [`record_use`].
+/// sessions, on the token).
 async fn refresh_identity(
     state: &AppState,
     token: &RefreshToken,
-) -> Result<(Identity, Option<Versioned<OfflineSessions>>), OAuthError> {
+    sessions: Option<&Versioned<OfflineSessions>>,
+) -> Result<Identity, OAuthError> {
     let connector = state.connectors.get(&token.connector_id).ok_or_else(claimed)?;
-    let sessions = match state.storage.get_offline_sessions_versioned(&token.claims.user_id, &token.connector_id).await
-    {
-        Ok(sessions) => Some(sessions),
-        Err(StorageError::NotFound) => None,
-        Err(err) => return Err(internal(err)),
-    };
-    let data = match &sessions {
+    let data = match sessions {
         Some(read) if !read.value.connector_data.is_empty() => read.value.connector_data.clone(),
         _ => token.connector_data.clone(),
     };
     let Some(refresher) = &connector.refresh else {
-        return Ok((Identity::from_claims(&token.claims, data), sessions));
+        return Ok(Identity::from_claims(&token.claims, data));
     };
     let scopes = Scopes::from_requested(&token.scopes);
     match refresher.refresh(scopes, Identity::from_claims(&token.claims, data)).await {
-        Ok(identity) => Ok((identity, sessions)),
+        Ok(identity) => Ok(identity),
         Err(ConnectorError::Revoked(reason)) => {
             tracing::info!(connector = %token.connector_id, %reason, "refresh refused by the connector");
             Err(OAuthError::invalid_grant("The user's identity can no longer be refreshed; log in again."))
