@@ -92,7 +92,12 @@ async fn connection(args: &Args, index: usize, record_from: Instant, end: Instan
     Ok(record)
 }
 
-#[tokio::main]
+// One thread: the driver shares the machine with the server it measures, and a single-threaded
+// runtime spends no CPU handing wake-ups between threads. Same allocator as tessera.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args: &'static Args = Box::leak(Box::new(Args::parse()));
     let record_from = Instant::now() + Duration::from_secs(args.warmup);
