@@ -7,7 +7,7 @@
 #
 #   bench/run.sh                 # everything: ~4 minutes once built (a clean build adds ~7.5)
 #   ONLY=cc bench/run.sh         # some groups: cc (with the limit and the reference), refresh, authcode, micro
-#   DURATION=10 ROUNDS=5 bench/run.sh   # longer runs (default 5 s after a 2 s warm-up, 3 rounds)
+#   DURATION=10 ROUNDS=7 bench/run.sh   # longer runs (default 5 s after a 2 s warm-up, 5 rounds)
 #   PROFILE=release bench/run.sh # the README's build instead of the production profile
 #
 # Pinned scenarios (the single-core comparison the targets ask for): server on core 0, load on core 1.
@@ -21,7 +21,7 @@ PROFILE=${PROFILE:-production}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-16}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 ONLY=${ONLY:-cc refresh authcode micro}
 wants() { [[ " $ONLY " == *" $1 "* ]]; }
 
