@@ -72,9 +72,30 @@ async fn postgres_unreachable_fails_with_the_address() {
     assert!(err.contains("127.0.0.1:1/nothing"), "{err}");
 }
 
-/// The first schema as it was released, with a refresh token and its session written by it: no link.
-const BEFORE_LINKS: &str = "CREATE TABLE tessera_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL);
-INSERT INTO tessera_migrations VALUES (1, 'objects table');";
+/// A database as the first schema left it (`first_migration` is its SQL), holding a refresh token and
+/// its session as tessera wrote them then: without a link.
+fn database_before_links(first_migration: &str, token: &RefreshToken) -> String {
+    let sessions = sessions_of(token);
+    let rows = [
+        ("refresh_token", token.id.clone(), serde_json::to_string(token).unwrap()),
+        ("offline_sessions", sessions.key(), serde_json::to_string(&sessions).unwrap()),
+    ];
+    let mut script = format!(
+        "{first_migration};
+         CREATE TABLE tessera_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL);
+         INSERT INTO tessera_migrations VALUES (1, 'objects table');"
+    );
+    for (kind, id, data) in rows {
+        let quoted = |text: &str| format!("'{}'", text.replace('\'', "''"));
+        script += &format!(
+            "INSERT INTO tessera_objects (kind, id, version, data) VALUES ({}, {}, 1, {});",
+            quoted(kind),
+            quoted(&id),
+            quoted(&data)
+        );
+    }
+    script
+}
 
 /// A database from before links (migration 2): its refresh tokens have no link, and are read with
 /// their session all the same; the next write adds the link.
@@ -100,14 +121,6 @@ async fn upgraded_tokens_are_read_with_their_session(storage: &Storage, token: &
     assert_eq!((read.value, sessions.map(|s| s.value)), (rotated, Some(sessions_of(token))));
 }
 
-fn rows_before_links(token: &RefreshToken) -> [(&'static str, String, String); 2] {
-    let sessions = sessions_of(token);
-    [
-        ("refresh_token", token.id.clone(), serde_json::to_string(token).unwrap()),
-        ("offline_sessions", sessions.key(), serde_json::to_string(&sessions).unwrap()),
-    ]
-}
-
 #[tokio::test]
 async fn sqlite_database_from_before_links_is_upgraded_in_place() {
     let dir = std::env::temp_dir().join(format!("tessera-upgrade-{}", tessera_core::id::new_id()));
@@ -117,17 +130,8 @@ async fn sqlite_database_from_before_links_is_upgraded_in_place() {
     {
         let options = SqliteConnectOptions::new().filename(&file).create_if_missing(true);
         let mut old = SqliteConnection::connect_with(&options).await.unwrap();
-        sqlx::raw_sql(include_str!("../../migrations/sqlite/0001_objects.sql")).execute(&mut old).await.unwrap();
-        sqlx::raw_sql(BEFORE_LINKS).execute(&mut old).await.unwrap();
-        for (kind, id, data) in rows_before_links(&token) {
-            sqlx::query("INSERT INTO tessera_objects (kind, id, version, data) VALUES (?, ?, 1, ?)")
-                .bind(kind)
-                .bind(id)
-                .bind(data)
-                .execute(&mut old)
-                .await
-                .unwrap();
-        }
+        let script = database_before_links(include_str!("../../migrations/sqlite/0001_objects.sql"), &token);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(script)).execute(&mut old).await.unwrap();
     }
     let storage = Storage::new(Arc::new(SqliteBackend::open(&SqliteSettings { file }).await.unwrap()));
     upgraded_tokens_are_read_with_their_session(&storage, &token).await;
@@ -143,17 +147,8 @@ async fn postgres_database_from_before_links_is_upgraded_in_place() {
     let token = refresh_token();
     {
         let mut old = PgConnection::connect_with(&options).await.unwrap();
-        sqlx::raw_sql(include_str!("../../migrations/postgres/0001_objects.sql")).execute(&mut old).await.unwrap();
-        sqlx::raw_sql(BEFORE_LINKS).execute(&mut old).await.unwrap();
-        for (kind, id, data) in rows_before_links(&token) {
-            sqlx::query("INSERT INTO tessera_objects (kind, id, version, data) VALUES ($1, $2, 1, $3)")
-                .bind(kind)
-                .bind(id)
-                .bind(data)
-                .execute(&mut old)
-                .await
-                .unwrap();
-        }
+        let script = database_before_links(include_str!("../../migrations/postgres/0001_objects.sql"), &token);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(script)).execute(&mut old).await.unwrap();
     }
     let backend = PostgresBackend::connect(options, pool_of(2)).await.unwrap();
     assert_eq!(backend.applied_migrations().await.unwrap(), vec![1, 2]);
