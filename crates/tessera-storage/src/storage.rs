@@ -187,6 +187,8 @@ impl Storage {
         self.ensure_writable::<A>(&key_a)?;
         let (version_a, version_b) = (first.version, second.version);
         let a = updated(&key_a, update_first(first.value)?)?;
+        // `b` is the second's encoded value, or why there is none: `Some(error)` from its updater (given
+        // back as is), `None` when it must be updated on its own after the first.
         let b = if A::KIND == B::KIND && key_a == key_b {
             // One document twice: one statement cannot write it twice, so one update after the other.
             Err(None)
