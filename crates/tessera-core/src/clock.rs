@@ -24,9 +24,25 @@ pub struct TestClock {
     now: Mutex<OffsetDateTime>,
 }
 
+/// Where tests start their clocks: `TESSERA_TEST_CLOCK_START` (RFC 3339) when set, a fixed date
+/// otherwise. Tests never compare the test clock with the real one, so the suite passes whatever the
+/// start; `scripts/test.sh` proves it by running the server suites again with a start a year ahead.
+pub fn test_epoch() -> OffsetDateTime {
+    const DEFAULT: OffsetDateTime = time::macros::datetime!(2026-11-23 12:00 UTC);
+    std::env::var("TESSERA_TEST_CLOCK_START")
+        .ok()
+        .and_then(|text| OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or(DEFAULT)
+}
+
 impl TestClock {
     pub fn new(start: OffsetDateTime) -> Self {
         Self { now: Mutex::new(start) }
+    }
+
+    /// A clock standing at [`test_epoch`].
+    pub fn at_test_epoch() -> Self {
+        Self::new(test_epoch())
     }
 
     pub fn set(&self, to: OffsetDateTime) {

@@ -8,11 +8,12 @@ use tessera_core::clock::TestClock;
 use tessera_server::config::{Config, Env, parse};
 use tessera_server::signer::Signer;
 use time::OffsetDateTime;
-use time::macros::datetime;
 
 use crate::serve::{postgres_url, start};
 
-const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
+fn now() -> OffsetDateTime {
+    tessera_core::clock::test_epoch()
+}
 
 fn config(extra: &str) -> Config {
     let text = format!(
@@ -23,7 +24,7 @@ fn config(extra: &str) -> Config {
 
 #[tokio::test]
 async fn discovery_matches_dex() {
-    let running = start(config(""), Arc::new(TestClock::new(NOW))).await;
+    let running = start(config(""), Arc::new(TestClock::new(now()))).await;
     let response = reqwest::get(format!("{}/dex/.well-known/openid-configuration", running.base)).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
@@ -63,7 +64,7 @@ async fn discovery_matches_dex() {
 #[tokio::test]
 async fn discovery_follows_the_configuration() {
     let extra = "signer:\n  type: local\n  config:\n    keysRotationPeriod: 1h\n    algorithm: ES256\noauth2:\n  responseTypes: [code, token, id_token]\n  grantTypes: [authorization_code, implicit, client_credentials]\n  pkce:\n    codeChallengeMethodsSupported: [S256]\n";
-    let running = start(config(extra), Arc::new(TestClock::new(NOW))).await;
+    let running = start(config(extra), Arc::new(TestClock::new(now()))).await;
     let document: Value = reqwest::get(format!("{}/dex/.well-known/openid-configuration", running.base))
         .await
         .unwrap()
@@ -86,7 +87,7 @@ async fn tokens_signed_by_the_server_verify_against_its_jwks() {
             jsonwebtoken::Algorithm::ES256,
         ),
     ] {
-        let running = start(config(extra), Arc::new(TestClock::new(NOW))).await;
+        let running = start(config(extra), Arc::new(TestClock::new(now()))).await;
         let response = reqwest::get(format!("{}/dex/keys", running.base)).await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["cache-control"], "max-age=600, must-revalidate");
@@ -133,7 +134,7 @@ async fn replicas_on_one_database_rotate_exactly_once() {
         "issuer: https://id.example/dex\n{storage}web:\n  http: 127.0.0.1:0\nsigner:\n  type: local\n  config:\n    keysRotationPeriod: 6h\n    algorithm: ES256\n"
     );
     let config = parse(&text, "replica.yaml", &Env::default()).unwrap().config;
-    let clock = Arc::new(TestClock::new(NOW));
+    let clock = Arc::new(TestClock::new(now()));
 
     let mut replicas = Vec::new();
     for _ in 0..3 {

@@ -343,7 +343,7 @@ async fn a_subject_token_that_does_not_verify_is_refused() {
         token_identity: Some(Arc::new(OneTokenUpstream)),
         grant_types: None,
     };
-    let clock = Arc::new(tessera_core::clock::TestClock::new(time::macros::datetime!(2026-11-23 12:00 UTC)));
+    let clock = Arc::new(tessera_core::clock::TestClock::at_test_epoch());
     let running = crate::serve::try_start_with(config, clock, vec![upstream]).await.unwrap();
     let exchange = |token: &'static str| {
         let running = &running;

@@ -7,7 +7,6 @@ use reqwest::StatusCode;
 use sqlx::{ConnectOptions, Connection, Executor};
 use tessera_core::clock::TestClock;
 use tessera_server::config::{Env, parse};
-use time::macros::datetime;
 
 use crate::browser::{Browser, params};
 use crate::login::{APP, APP_SECRET, code_query, redeem_code, verify};
@@ -67,7 +66,7 @@ staticClients:
 "#
     );
     let config = parse(&text, "ldap.yaml", env).unwrap().config;
-    try_start(config, Arc::new(TestClock::new(datetime!(2026-11-23 12:00 UTC)))).await.unwrap()
+    try_start(config, Arc::new(TestClock::at_test_epoch())).await.unwrap()
 }
 
 async fn login(running: &Running, connector: &str, username: &str, password: &str) -> crate::browser::Landing {

@@ -11,7 +11,6 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tessera_core::clock::TestClock;
 use tessera_server::config::{Env, parse};
-use time::macros::datetime;
 
 use crate::browser::{Browser, Landing, params};
 use crate::serve::{Running, start};
@@ -88,7 +87,7 @@ connectors:
 {extra}"#
     );
     let config = parse(&text, "login.yaml", env).map_err(|e| e.to_string())?.config;
-    let clock = Arc::new(TestClock::new(datetime!(2026-11-23 12:00 UTC)));
+    let clock = Arc::new(TestClock::at_test_epoch());
     let running = crate::serve::try_start(config, clock.clone()).await?;
     Ok((running, clock))
 }
@@ -174,9 +173,18 @@ pub async fn verify(running: &Running, token: &str, audience: &str) -> Value {
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.set_audience(&[audience]);
     validation.set_issuer(&[running.state.config.issuer.as_str()]);
-    jsonwebtoken::decode::<Value>(token, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &validation)
+    // The token's times are checked below against the server's (test) clock, never the real one.
+    validation.validate_exp = false;
+    validation.required_spec_claims.insert("exp".into());
+    let claims = jsonwebtoken::decode::<Value>(token, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &validation)
         .unwrap_or_else(|e| panic!("token rejected: {e}"))
-        .claims
+        .claims;
+    let now = running.state.clock.now().unix_timestamp();
+    let exp = claims["exp"].as_i64().expect("a numeric exp");
+    assert!(exp > now, "token expired at the server's time: exp {exp}, now {now}");
+    let iat = claims["iat"].as_i64().expect("a numeric iat");
+    assert!(iat <= now, "token issued in the server's future: iat {iat}, now {now}");
+    claims
 }
 
 pub fn half_sha256(value: &str) -> String {
@@ -562,7 +570,7 @@ async fn mock_password_connector_logs_in_through_the_form() {
         "issuer: http://127.0.0.1:{port}/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:{port}\nstaticClients:\n- id: example-app\n  secret: {APP_SECRET}\n  name: Example App\n  redirectURIs: ['{REDIRECT}']\n{extra}"
     );
     let config = parse(&text, "mockpw.yaml", &Env::default()).unwrap().config;
-    let running = start(config, Arc::new(TestClock::new(datetime!(2026-11-23 12:00 UTC)))).await;
+    let running = start(config, Arc::new(TestClock::at_test_epoch())).await;
     let browser = Browser::new(APP);
     let form = browser.follow(browser.get(&auth_url(&running, &code_query("openid email"))).await).await;
     assert!(form.body.contains("<label for=\"login\">Username</label>"), "{}", form.body);

@@ -10,10 +10,11 @@ use tessera_server::config::{Env, parse};
 use tessera_server::{AppState, BoundServer};
 use tessera_storage::StorageError;
 use time::OffsetDateTime;
-use time::macros::datetime;
 use tokio::sync::oneshot;
 
-const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
+fn now() -> OffsetDateTime {
+    tessera_core::clock::test_epoch()
+}
 
 fn config(storage: &str) -> tessera_server::config::Config {
     let text = format!(
@@ -88,7 +89,7 @@ fn expired_request(expiry: OffsetDateTime) -> AuthRequest {
 
 #[tokio::test]
 async fn serves_health_under_the_issuer_path_and_stops_cleanly() {
-    let running = start(config("  type: memory\n"), Arc::new(TestClock::new(NOW))).await;
+    let running = start(config("  type: memory\n"), Arc::new(TestClock::new(now()))).await;
     let http = reqwest::Client::new();
 
     let healthz = http.get(format!("{}/dex/healthz", running.base)).send().await.unwrap();
@@ -117,14 +118,14 @@ async fn serves_health_under_the_issuer_path_and_stops_cleanly() {
 
 #[tokio::test]
 async fn the_gc_task_collects_expired_requests_on_start() {
-    let clock = Arc::new(TestClock::new(NOW));
+    let clock = Arc::new(TestClock::new(now()));
     let dir = std::env::temp_dir().join(format!("tessera-gc-{}", new_id()));
     std::fs::create_dir_all(&dir).unwrap();
     let storage = format!("  type: sqlite3\n  config:\n    file: {}\n", dir.join("gc.db").display());
     // Seed the database before the server starts: one expired request, one still valid.
     let seeded = tessera_server::server::open_storage(&config(&storage)).await.unwrap();
-    let expired = expired_request(NOW - time::Duration::seconds(1));
-    let valid = expired_request(NOW + time::Duration::hours(1));
+    let expired = expired_request(now() - time::Duration::seconds(1));
+    let valid = expired_request(now() + time::Duration::hours(1));
     seeded.create(&expired).await.unwrap();
     seeded.create(&valid).await.unwrap();
     drop(seeded);
@@ -156,7 +157,7 @@ async fn health_follows_a_postgres_outage_and_recovery() {
         admin.get_port(),
         admin.get_username()
     );
-    let clock = Arc::new(TestClock::new(NOW));
+    let clock = Arc::new(TestClock::new(now()));
     let running = start(config(&storage), clock.clone()).await;
     let http = reqwest::Client::new();
     let healthz = || http.get(format!("{}/dex/healthz", running.base)).send();

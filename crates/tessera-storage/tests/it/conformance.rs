@@ -8,10 +8,13 @@ use serde_json::json;
 use tessera_core::id::new_id;
 use tessera_core::model::*;
 use tessera_storage::{Entity, GcResult, StaticObjects, Storage, StorageError, Versioned};
-use time::macros::{datetime, offset};
+use time::macros::offset;
 use time::{Duration, OffsetDateTime, UtcOffset};
 
-const NOW: OffsetDateTime = datetime!(2026-11-23 10:00:00.123456789 UTC);
+/// The test epoch with nanoseconds, which every backend must keep (or round the same way).
+fn now() -> OffsetDateTime {
+    tessera_core::clock::test_epoch().replace_nanosecond(123_456_789).unwrap_or(tessera_core::clock::test_epoch())
+}
 
 fn claims() -> Claims {
     Claims {
@@ -54,7 +57,7 @@ fn auth_request(expiry: OffsetDateTime) -> AuthRequest {
         force_approval_prompt: true,
         prompt: "consent".into(),
         max_age: 3600,
-        auth_time: Some(NOW),
+        auth_time: Some(now()),
         expiry,
         logged_in: true,
         claims: claims(),
@@ -86,8 +89,8 @@ pub fn refresh_token() -> RefreshToken {
         id: new_id(),
         token: "secret-1".into(),
         obsolete_token: String::new(),
-        created_at: NOW,
-        last_used: NOW,
+        created_at: now(),
+        last_used: now(),
         client_id: "app".into(),
         connector_id: "local".into(),
         connector_data: vec![],
@@ -127,7 +130,7 @@ fn device_token(expiry: OffsetDateTime) -> DeviceToken {
         status: "authorization_pending".into(),
         token: String::new(),
         expiry,
-        last_request_time: NOW,
+        last_request_time: now(),
         poll_interval_seconds: 5,
         pkce: pkce(),
     }
@@ -180,7 +183,7 @@ pub async fn client_round_trip(s: Storage) {
 }
 
 pub async fn auth_request_round_trip(s: Storage) {
-    round_trip(&s, auth_request(NOW + Duration::hours(24)), |r| {
+    round_trip(&s, auth_request(now() + Duration::hours(24)), |r| {
         r.logged_in = false;
         r.claims.groups.push("new".into());
         r.pkce.code_challenge_method = "plain".into();
@@ -190,8 +193,8 @@ pub async fn auth_request_round_trip(s: Storage) {
 }
 
 pub async fn auth_code_round_trip(s: Storage) {
-    round_trip(&s, auth_code(NOW + Duration::minutes(30)), |c| {
-        c.auth_time = Some(NOW);
+    round_trip(&s, auth_code(now() + Duration::minutes(30)), |c| {
+        c.auth_time = Some(now());
         c.claims.email_verified = false;
     })
     .await;
@@ -228,7 +231,7 @@ pub async fn offline_sessions_round_trip(s: Storage) {
     let mut refresh = BTreeMap::new();
     refresh.insert(
         "app".to_owned(),
-        RefreshTokenRef { id: new_id(), client_id: "app".into(), created_at: NOW, last_used: NOW },
+        RefreshTokenRef { id: new_id(), client_id: "app".into(), created_at: now(), last_used: now() },
     );
     let sessions = OfflineSessions {
         user_id: "user:with:colons".into(),
@@ -245,7 +248,7 @@ pub async fn offline_sessions_round_trip(s: Storage) {
         .update_offline_sessions::<_, StorageError>("user:with:colons", "ldap", |mut o| {
             o.refresh.insert(
                 "cli".into(),
-                RefreshTokenRef { id: "r2".into(), client_id: "cli".into(), created_at: NOW, last_used: NOW },
+                RefreshTokenRef { id: "r2".into(), client_id: "cli".into(), created_at: now(), last_used: now() },
             );
             Ok(o)
         })
@@ -277,11 +280,11 @@ pub async fn connector_round_trip(s: Storage) {
 }
 
 pub async fn device_request_round_trip(s: Storage) {
-    round_trip(&s, device_request(NOW + Duration::minutes(5)), |r| r.scopes.push("groups".into())).await;
+    round_trip(&s, device_request(now() + Duration::minutes(5)), |r| r.scopes.push("groups".into())).await;
 }
 
 pub async fn device_token_round_trip(s: Storage) {
-    round_trip(&s, device_token(NOW + Duration::minutes(5)), |t| {
+    round_trip(&s, device_token(now() + Duration::minutes(5)), |t| {
         t.status = "complete".into();
         t.token = r#"{"access_token":"a","token_type":"bearer"}"#.into();
         t.poll_interval_seconds = 10;
@@ -296,7 +299,7 @@ pub async fn keys_round_trip(s: Storage) {
             assert_eq!(k, Keys::default(), "the first updater sees empty keys");
             k.signing_key = Some(jwk("k1"));
             k.signing_key_pub = Some(jwk("k1"));
-            k.next_rotation = NOW + Duration::hours(6);
+            k.next_rotation = now() + Duration::hours(6);
             Ok(k)
         })
         .await
@@ -305,10 +308,10 @@ pub async fn keys_round_trip(s: Storage) {
     let rotated = s
         .update_keys::<_, StorageError>(|mut k| {
             let old = k.signing_key_pub.take().unwrap();
-            k.verification_keys.push(VerificationKey { public_key: old, expiry: NOW + Duration::hours(24) });
+            k.verification_keys.push(VerificationKey { public_key: old, expiry: now() + Duration::hours(24) });
             k.signing_key = Some(jwk("k2"));
             k.signing_key_pub = Some(jwk("k2"));
-            k.next_rotation = NOW + Duration::hours(12);
+            k.next_rotation = now() + Duration::hours(12);
             Ok(k)
         })
         .await
@@ -389,7 +392,7 @@ where
 
 pub async fn nested_update_exactly_one_fails(s: Storage) {
     nested_update(&s, client("app"), |c, v| c.secret = v.into(), |c| c.secret.clone()).await;
-    let request = auth_request(NOW + Duration::hours(1));
+    let request = auth_request(now() + Duration::hours(1));
     nested_update(&s, request, |r, v| r.state = v.into(), |r| r.state.clone()).await;
     nested_update(&s, password("jane@example.com"), |p, v| p.name = v.into(), |p| p.name.clone()).await;
     let kid = |k: &Keys| k.signing_key.as_ref().map(|v| v["kid"].to_string().replace('"', "")).unwrap_or_default();
@@ -590,7 +593,8 @@ pub async fn paired_update_writes_both_and_detects_writes_since(s: Storage) {
     // The session written since the read: the token is written, the session's updater re-runs.
     let (read, sessions) = versioned_pair(&s, &token).await;
     s.update_offline_sessions::<_, StorageError>(&token.claims.user_id, &token.connector_id, |mut o| {
-        let reference = RefreshTokenRef { id: "r".into(), client_id: "other".into(), created_at: NOW, last_used: NOW };
+        let reference =
+            RefreshTokenRef { id: "r".into(), client_id: "other".into(), created_at: now(), last_used: now() };
         o.refresh.insert("written-since".into(), reference);
         Ok(o)
     })
@@ -709,8 +713,12 @@ pub async fn concurrent_paired_updates_lose_nothing(s: Storage) {
                 Ok::<_, StorageError>(t)
             };
             let record = |t: &RefreshToken, mut o: OfflineSessions| {
-                let reference =
-                    RefreshTokenRef { id: t.nonce.clone(), client_id: i.to_string(), created_at: NOW, last_used: NOW };
+                let reference = RefreshTokenRef {
+                    id: t.nonce.clone(),
+                    client_id: i.to_string(),
+                    created_at: now(),
+                    last_used: now(),
+                };
                 o.refresh.insert(i.to_string(), reference);
                 Ok::<_, StorageError>(o)
             };
@@ -731,7 +739,7 @@ pub async fn concurrent_paired_updates_lose_nothing(s: Storage) {
 
 /// Deleting is the single-use gate for codes: of many concurrent deletes, exactly one wins.
 pub async fn concurrent_deletes_have_one_winner(s: Storage) {
-    let code = auth_code(NOW + Duration::minutes(30));
+    let code = auth_code(now() + Duration::minutes(30));
     s.create(&code).await.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -758,7 +766,7 @@ pub async fn concurrent_first_key_updates_create_once(s: Storage) {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             s.update_keys::<_, StorageError>(move |mut k| {
-                k.verification_keys.push(VerificationKey { public_key: jwk(&format!("k{i}")), expiry: NOW });
+                k.verification_keys.push(VerificationKey { public_key: jwk(&format!("k{i}")), expiry: now() });
                 Ok(k)
             })
             .await
@@ -776,7 +784,7 @@ pub async fn concurrent_first_key_updates_create_once(s: Storage) {
 pub async fn garbage_collection_at_the_expiry_boundary_in_several_time_zones(s: Storage) {
     let zones: [(&str, UtcOffset); 3] = [("UTC", offset!(UTC)), ("EST", offset!(-5)), ("PST", offset!(-8))];
     for (zone, offset) in zones {
-        let expiry = NOW.to_offset(offset);
+        let expiry = now().to_offset(offset);
         let request = auth_request(expiry);
         let code = auth_code(expiry);
         let device_req = device_request(expiry);
