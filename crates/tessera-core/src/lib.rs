@@ -5,6 +5,7 @@
 
 pub mod bytes;
 pub mod clock;
+pub mod device;
 pub mod error;
 pub mod grant;
 pub mod id;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use crate::model::RefreshToken;
+use crate::model::{Claims, RefreshToken};
 
 /// `expiry.refreshTokens`; zero durations mean disabled or unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -68,10 +68,50 @@ pub fn decide(token: &RefreshToken, now: OffsetDateTime, policy: &RefreshPolicy)
     }
 }
 
+/// Another use of the token won the race between our read and our write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claimed;
+
+/// A use of a token, planned on a read of it: the secret presented, what [`decide`] said then, and
+/// what a rotation writes.
+#[derive(Debug, Clone, Copy)]
+pub struct PlannedUse<'a> {
+    pub presented: &'a str,
+    pub planned: Use,
+    pub new_secret: &'a str,
+    pub claims: &'a Claims,
+    pub now: OffsetDateTime,
+}
+
+/// The token as the planned use leaves it, applied to `current` (the stored token, possibly written
+/// since the plan was made): unchanged inside the reuse interval; a new secret (the old one kept as
+/// obsolete) on rotation; the last use and the refreshed claims recorded. [`Claimed`] when somebody
+/// else's use changed the token so that this one no longer holds.
+pub fn apply_use(mut current: RefreshToken, planned: &PlannedUse, policy: &RefreshPolicy) -> Result<RefreshToken, Claimed> {
+    if !secret_accepted(&current, planned.presented, planned.now, policy) {
+        return Err(Claimed);
+    }
+    match (decide(&current, planned.now, policy), planned.planned) {
+        (Use::ReuseCurrent | Use::Unchanged, _) => Ok(current),
+        (Use::Rotate, Use::Rotate) => {
+            current.obsolete_token = std::mem::replace(&mut current.token, planned.new_secret.to_owned());
+            current.last_used = planned.now;
+            current.claims = planned.claims.clone();
+            Ok(current)
+        }
+        (Use::Touch, Use::Touch) => {
+            current.last_used = planned.now;
+            current.claims = planned.claims.clone();
+            Ok(current)
+        }
+        // Used by someone else between the read and this write.
+        _ => Err(Claimed),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Claims;
     use time::macros::datetime;
 
     const T0: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
@@ -132,5 +172,49 @@ mod tests {
         assert_eq!(decide(&token(), later, &policy(false, 120, 0, 0)), Use::Unchanged);
         assert!(Use::Rotate.refreshes_identity() && Use::Touch.refreshes_identity());
         assert!(!Use::ReuseCurrent.refreshes_identity() && !Use::Unchanged.refreshes_identity());
+    }
+    fn planned<'a>(planned: Use, presented: &'a str, claims: &'a Claims, now: OffsetDateTime) -> PlannedUse<'a> {
+        PlannedUse { presented, planned, new_secret: "next", claims, now }
+    }
+
+    #[test]
+    fn a_rotation_keeps_the_old_secret_as_obsolete_and_records_the_use() {
+        let claims = Claims { email: "new@example.com".into(), ..Claims::default() };
+        let later = T0 + time::Duration::seconds(60);
+        let p = policy(true, 0, 0, 0);
+        let rotated = apply_use(token(), &planned(Use::Rotate, "current", &claims, later), &p).unwrap();
+        assert_eq!((rotated.token.as_str(), rotated.obsolete_token.as_str()), ("next", "current"));
+        assert_eq!((rotated.last_used, rotated.claims), (later, claims.clone()));
+        let touched = apply_use(token(), &planned(Use::Touch, "current", &claims, later), &policy(false, 0, 0, 0));
+        let touched = touched.unwrap();
+        assert_eq!((touched.token.as_str(), touched.last_used), ("current", later));
+    }
+
+    #[test]
+    fn inside_the_reuse_interval_nothing_changes() {
+        let claims = Claims::default();
+        let p = policy(true, 120, 0, 0);
+        let now = T0 + time::Duration::seconds(60);
+        let same = apply_use(token(), &planned(Use::ReuseCurrent, "current", &claims, now), &p).unwrap();
+        assert_eq!(same, token());
+    }
+
+    #[test]
+    fn a_use_that_lost_the_race_is_claimed() {
+        let claims = Claims::default();
+        let later = T0 + time::Duration::seconds(60);
+        // Rotated by someone else meanwhile: our secret is now the obsolete one, out of any interval.
+        let mut rotated = token();
+        rotated.obsolete_token = std::mem::replace(&mut rotated.token, "theirs".into());
+        let lost = apply_use(rotated, &planned(Use::Rotate, "current", &claims, later), &policy(true, 0, 0, 0));
+        assert_eq!(lost, Err(Claimed));
+        // Planned as a rotation, but the stored token says reuse: the other use is what the client gets.
+        let mut reused = token();
+        reused.last_used = later;
+        let p = policy(true, 120, 0, 0);
+        assert_eq!(apply_use(reused.clone(), &planned(Use::Rotate, "current", &claims, later), &p), Ok(reused));
+        // Planned as a touch (rotation off), but the stored token was rotated in the meantime.
+        let touched = apply_use(token(), &planned(Use::Touch, "current", &claims, later), &policy(true, 0, 0, 0));
+        assert_eq!(touched, Err(Claimed));
     }
 }

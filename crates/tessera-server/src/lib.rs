@@ -13,7 +13,7 @@ pub mod server;
 pub mod signer;
 pub mod state;
 pub mod tasks;
-pub mod tokens;
+pub mod token_issuer;
 pub mod web;
 
 pub use server::{BoundServer, StartError};

@@ -1,107 +1,202 @@
-//! Creating refresh tokens: one per (user, connector, client). The user's offline session points at
-//! the client's current token; issuing a new one deletes the one it replaces.
+//! The refresh-token service: creating a token for a login (one per user, connector and client; the
+//! user's offline session points at the client's current token and a new one replaces the old),
+//! reading one with its offline session, and writing a use of it. It owns the paired storage
+//! operations, so callers never see compare-and-swap or the storage's type parameters; the rules it
+//! applies are tessera-core's (`refresh::apply_use`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use tessera_core::clock::Clock;
 use tessera_core::id::new_id;
 use tessera_core::model::{Claims, OfflineSessions, RefreshToken, RefreshTokenRef};
+use tessera_core::refresh::{Claimed, PlannedUse, RefreshPolicy, apply_use};
 use tessera_core::subject::encode_refresh_token;
-use tessera_storage::StorageError;
+use tessera_storage::{Optional, Storage, StorageError, Versioned};
 
-use tessera_connectors::Identity;
-
-use crate::AppState;
-
+/// What a new refresh token is issued for.
 pub struct NewRefreshToken<'a> {
     pub client_id: &'a str,
     pub connector_id: &'a str,
     pub claims: &'a Claims,
     pub scopes: &'a [String],
     pub nonce: &'a str,
+    /// The upstream's data for later refreshes, kept on the user's offline session (`None`: keep
+    /// what the session has).
+    pub upstream_data: Option<&'a [u8]>,
 }
 
-/// Stores a new refresh token and returns it as the client gets it.
-pub async fn create(state: &AppState, new: NewRefreshToken<'_>) -> Result<String, StorageError> {
-    let now = state.clock.now();
-    let token = RefreshToken {
-        id: new_id(),
-        token: new_id(),
-        obsolete_token: String::new(),
-        created_at: now,
-        last_used: now,
-        client_id: new.client_id.to_owned(),
-        connector_id: new.connector_id.to_owned(),
-        // The upstream's data lives on the offline session, shared by the user's tokens.
-        connector_data: Vec::new(),
-        claims: new.claims.clone(),
-        scopes: new.scopes.to_vec(),
-        nonce: new.nonce.to_owned(),
-    };
-    state.storage.create(&token).await?;
-    let reference =
-        RefreshTokenRef { id: token.id.clone(), client_id: token.client_id.clone(), created_at: now, last_used: now };
+/// A stored token as read for a use, with the user's offline session: the use is written against
+/// these reads.
+pub struct StoredRefresh {
+    token: Versioned<RefreshToken>,
+    sessions: Option<Versioned<OfflineSessions>>,
+}
 
-    let user = &new.claims.user_id;
-    let mut replaced = None;
-    let updated = state
-        .storage
-        .update_offline_sessions::<_, StorageError>(user, new.connector_id, |mut sessions| {
-            replaced = sessions.refresh.insert(new.client_id.to_owned(), reference.clone()).map(|old| old.id);
-            Ok(sessions)
-        })
-        .await;
-    match updated {
-        Ok(_) => {}
-        Err(StorageError::NotFound) => {
+impl StoredRefresh {
+    pub fn token(&self) -> &RefreshToken {
+        &self.token.value
+    }
+
+    /// The upstream's data for a refresh: on the offline session, or, for tokens from before offline
+    /// sessions, on the token.
+    pub fn upstream_data(&self) -> &[u8] {
+        match &self.sessions {
+            Some(read) if !read.value.connector_data.is_empty() => &read.value.connector_data,
+            _ => &self.token.value.connector_data,
+        }
+    }
+}
+
+/// Why a use was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum UseError {
+    #[error("the refresh token was used concurrently")]
+    Claimed,
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+}
+
+impl From<Claimed> for UseError {
+    fn from(_: Claimed) -> Self {
+        UseError::Claimed
+    }
+}
+
+pub struct RefreshTokens {
+    storage: Storage,
+    clock: Arc<dyn Clock>,
+    policy: RefreshPolicy,
+}
+
+impl RefreshTokens {
+    pub fn new(storage: Storage, clock: Arc<dyn Clock>, policy: RefreshPolicy) -> Self {
+        Self { storage, clock, policy }
+    }
+
+    pub fn policy(&self) -> &RefreshPolicy {
+        &self.policy
+    }
+
+    /// Stores a new refresh token and returns it as the client gets it.
+    pub async fn create(&self, new: NewRefreshToken<'_>) -> Result<String, StorageError> {
+        if let Some(data) = new.upstream_data {
+            self.remember_upstream_data(&new.claims.user_id, new.connector_id, data).await?;
+        }
+        let now = self.clock.now();
+        let token = RefreshToken {
+            id: new_id(),
+            token: new_id(),
+            obsolete_token: String::new(),
+            created_at: now,
+            last_used: now,
+            client_id: new.client_id.to_owned(),
+            connector_id: new.connector_id.to_owned(),
+            // The upstream's data lives on the offline session, shared by the user's tokens.
+            connector_data: Vec::new(),
+            claims: new.claims.clone(),
+            scopes: new.scopes.to_vec(),
+            nonce: new.nonce.to_owned(),
+        };
+        self.storage.create(&token).await?;
+        let reference = RefreshTokenRef {
+            id: token.id.clone(),
+            client_id: token.client_id.clone(),
+            created_at: now,
+            last_used: now,
+        };
+
+        let user = &new.claims.user_id;
+        let mut replaced = None;
+        let updated = self
+            .storage
+            .update_offline_sessions::<_, StorageError>(user, new.connector_id, |mut sessions| {
+                replaced = sessions.refresh.insert(new.client_id.to_owned(), reference.clone()).map(|old| old.id);
+                Ok(sessions)
+            })
+            .await
+            .optional()?;
+        if updated.is_none() {
             let sessions = OfflineSessions {
                 user_id: user.clone(),
                 conn_id: new.connector_id.to_owned(),
                 refresh: BTreeMap::from([(new.client_id.to_owned(), reference)]),
                 connector_data: Vec::new(),
             };
-            state.storage.create(&sessions).await?;
+            self.storage.create(&sessions).await?;
         }
-        Err(err) => return Err(err),
+        if let Some(old) = replaced.filter(|old| *old != token.id) {
+            self.storage.delete::<RefreshToken>(&old).await.optional()?;
+        }
+        Ok(encode_refresh_token(&token.id, &token.token))
     }
-    if let Some(old) = replaced.filter(|old| *old != token.id) {
-        match state.storage.delete::<RefreshToken>(&old).await {
-            Ok(()) | Err(StorageError::NotFound) => {}
-            Err(err) => return Err(err),
+
+    /// The user's offline session for this connector keeps the upstream's data that refreshes use.
+    pub async fn remember_upstream_data(&self, user: &str, connector_id: &str, data: &[u8]) -> Result<(), StorageError> {
+        let updated = self
+            .storage
+            .update_offline_sessions::<_, StorageError>(user, connector_id, |mut sessions| {
+                sessions.connector_data = data.to_vec();
+                Ok(sessions)
+            })
+            .await
+            .optional()?;
+        if updated.is_some() {
+            return Ok(());
+        }
+        let sessions = OfflineSessions {
+            user_id: user.to_owned(),
+            conn_id: connector_id.to_owned(),
+            refresh: BTreeMap::new(),
+            connector_data: data.to_vec(),
+        };
+        match self.storage.create(&sessions).await {
+            // Created concurrently by another login of the same user: theirs is as good.
+            Ok(()) | Err(StorageError::AlreadyExists) => Ok(()),
+            Err(err) => Err(err),
         }
     }
-    Ok(encode_refresh_token(&token.id, &token.token))
+
+    /// The token with this ID and the user's offline session, in one read where the storage can.
+    pub async fn read(&self, id: &str) -> Result<Option<StoredRefresh>, StorageError> {
+        let read = self.storage.get_versioned_linked::<RefreshToken, OfflineSessions>(id).await.optional()?;
+        Ok(read.map(|(token, sessions)| StoredRefresh { token, sessions }))
+    }
+
+    /// Writes a use planned on `read`, against that read (compare-and-swap: of two uses of one token,
+    /// one rotates it). When the use refreshed the identity, the offline session records the client's
+    /// last use and the upstream's newest data in the same round trip. The token as written.
+    pub async fn record_use(
+        &self,
+        read: StoredRefresh,
+        planned: &PlannedUse<'_>,
+        upstream_data: Option<&[u8]>,
+    ) -> Result<RefreshToken, UseError> {
+        let policy = self.policy;
+        let apply = |current: RefreshToken| apply_use(current, planned, &policy).map_err(UseError::from);
+        match (upstream_data, read.sessions) {
+            (Some(data), Some(sessions)) => {
+                let record = |token: &RefreshToken, sessions| Ok(session_after_use(sessions, token, data));
+                let (stored, session_written) = self
+                    .storage
+                    .update_read_then::<_, _, _, _, UseError, StorageError>(read.token, apply, sessions, record)
+                    .await?;
+                // A session deleted meanwhile (the user's sessions revoked) has nothing to record.
+                session_written.optional()?;
+                Ok(stored)
+            }
+            _ => self.storage.update_read(read.token, apply).await,
+        }
+    }
 }
 
-/// The user's offline session for this connector keeps the upstream's data that refreshes use.
-pub async fn remember_upstream_data(
-    state: &AppState,
-    connector_id: &str,
-    identity: &Identity,
-) -> Result<(), StorageError> {
-    let user = &identity.user_id;
-    let data = identity.connector_data.clone();
-    let updated = state
-        .storage
-        .update_offline_sessions::<_, StorageError>(user, connector_id, |mut sessions| {
-            sessions.connector_data = data.clone();
-            Ok(sessions)
-        })
-        .await;
-    match updated {
-        Ok(_) => Ok(()),
-        Err(StorageError::NotFound) => {
-            let sessions = OfflineSessions {
-                user_id: user.clone(),
-                conn_id: connector_id.to_owned(),
-                refresh: BTreeMap::new(),
-                connector_data: identity.connector_data.clone(),
-            };
-            match state.storage.create(&sessions).await {
-                // Created concurrently by another login of the same user: theirs is as good.
-                Ok(()) | Err(StorageError::AlreadyExists) => Ok(()),
-                Err(err) => Err(err),
-            }
-        }
-        Err(err) => Err(err),
+/// The offline session after `token`'s use: its last use for the client, and the upstream's newest data.
+fn session_after_use(mut sessions: OfflineSessions, token: &RefreshToken, upstream_data: &[u8]) -> OfflineSessions {
+    if let Some(reference) = sessions.refresh.get_mut(&token.client_id) {
+        reference.last_used = token.last_used;
     }
+    if !upstream_data.is_empty() {
+        sessions.connector_data = upstream_data.to_vec();
+    }
+    sessions
 }

@@ -14,7 +14,9 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::connectors::Connectors;
 use crate::health::Health;
+use crate::refresh_tokens::RefreshTokens;
 use crate::signer::Signer;
+use crate::token_issuer::TokenIssuer;
 use crate::web::Pages;
 use crate::{AppState, http, tasks};
 
@@ -108,7 +110,19 @@ impl BoundServer {
         );
         let pages = Pages::new(&config)?;
         let claims = Arc::new(crate::custom_claims::build_chain(&config).await?);
-        let state = AppState { config: Arc::new(config), storage, clock, health, signer, connectors, pages, claims };
+        let issuer = Arc::new(TokenIssuer::new(
+            config.issuer.clone(),
+            config.expiry.id_tokens,
+            signer.clone(),
+            claims.clone(),
+            storage.clone(),
+            clock.clone(),
+        ));
+        let refresh_policy = config.expiry.refresh_tokens.policy();
+        let refresh_tokens = Arc::new(RefreshTokens::new(storage.clone(), clock.clone(), refresh_policy));
+        let config = Arc::new(config);
+        let state =
+            AppState { config, storage, clock, health, signer, connectors, pages, claims, issuer, refresh_tokens };
         Ok(Self { state, web, telemetry })
     }
 

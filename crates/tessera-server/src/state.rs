@@ -8,7 +8,9 @@ use tessera_storage::Storage;
 use crate::config::Config;
 use crate::connectors::Connectors;
 use crate::health::Health;
+use crate::refresh_tokens::RefreshTokens;
 use crate::signer::Signer;
+use crate::token_issuer::TokenIssuer;
 use crate::web::Pages;
 
 #[derive(Clone)]
@@ -22,4 +24,8 @@ pub struct AppState {
     pub pages: Arc<Pages>,
     /// The custom-claims enrichers, run for every token minted.
     pub claims: Arc<tessera_claims::Chain>,
+    /// Mints and verifies our tokens (over the signer and the claims chain).
+    pub issuer: Arc<TokenIssuer>,
+    /// Creates refresh tokens and writes their uses.
+    pub refresh_tokens: Arc<RefreshTokens>,
 }

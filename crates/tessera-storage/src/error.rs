@@ -34,3 +34,31 @@ impl StorageError {
         StorageError::Backend { backend, message: err.to_string() }
     }
 }
+
+/// [`StorageError::NotFound`] as `None`, for the many reads where a missing object is an answer
+/// rather than a failure: `storage.get::<Client>(id).await.optional()?`.
+pub trait Optional<T> {
+    fn optional(self) -> Result<Option<T>, StorageError>;
+}
+
+impl<T> Optional<T> for Result<T, StorageError> {
+    fn optional(self) -> Result<Option<T>, StorageError> {
+        match self {
+            Ok(value) => Ok(Some(value)),
+            Err(StorageError::NotFound) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_not_found_becomes_none() {
+        assert!(matches!(Ok::<_, StorageError>(1).optional(), Ok(Some(1))));
+        assert!(matches!(Err::<i32, _>(StorageError::NotFound).optional(), Ok(None)));
+        assert!(matches!(Err::<i32, _>(StorageError::AlreadyExists).optional(), Err(StorageError::AlreadyExists)));
+    }
+}

@@ -20,7 +20,7 @@ mod storage;
 
 pub use backend::{Backend, Document, Kind, Swap};
 pub use entity::Entity;
-pub use error::StorageError;
+pub use error::{Optional, StorageError};
 pub use settings::{PostgresSettings, PostgresSsl, SqliteSettings, StorageSettings};
 pub use statics::StaticObjects;
 pub use storage::{GcResult, MAX_UPDATE_ATTEMPTS, Storage, Versioned};

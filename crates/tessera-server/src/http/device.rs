@@ -21,9 +21,11 @@ use tessera_storage::StorageError;
 
 use super::authflow::request::DEVICE_CALLBACK_PATH;
 use super::authflow::{internal_page, local_path, redirect};
-use super::token::code::redeem_code;
-use super::token::device_code::{COMPLETE, PENDING, POLL_INTERVAL_SECONDS};
-use super::token::error_response;
+use super::error::EndpointError;
+use super::token::code::CodeGrant;
+use super::token::pipeline::complete;
+use tessera_core::device::{COMPLETE, PENDING, POLL_INTERVAL_SECONDS};
+use super::error::oauth_json;
 use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -43,7 +45,7 @@ fn urlencode(text: &str) -> String {
 /// secret is kept and compared when the user finishes.
 async fn start(State(state): State<AppState>, method: Method, body: Bytes) -> Response {
     if method != Method::POST {
-        return error_response(&OAuthError::invalid_request("method not allowed"));
+        return oauth_json(&OAuthError::invalid_request("method not allowed"));
     }
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
@@ -81,10 +83,7 @@ async fn start(State(state): State<AppState>, method: Method, body: Bytes) -> Re
                 attempts += 1;
                 request.user_code = new_user_code();
             }
-            Err(err) => {
-                tracing::error!(error = %err, "creating a device request failed");
-                return error_response(&OAuthError::server_error());
-            }
+            Err(err) => return EndpointError::internal("creating a device request failed", err).into_json(),
         }
     }
     let token = DeviceToken {
@@ -97,8 +96,7 @@ async fn start(State(state): State<AppState>, method: Method, body: Bytes) -> Re
         pkce,
     };
     if let Err(err) = state.storage.create(&token).await {
-        tracing::error!(error = %err, "creating a device token failed");
-        return error_response(&OAuthError::server_error());
+        return EndpointError::internal("creating a device token failed", err).into_json();
     }
     let verification_uri = format!("{}/device", state.config.issuer.trim_end_matches('/'));
     Json(json!({
@@ -191,9 +189,10 @@ async fn callback(State(state): State<AppState>, Query(query): Query<Callback>) 
     if !bool::from(client.secret.as_bytes().ct_eq(request.client_secret.as_bytes())) {
         return page(StatusCode::UNAUTHORIZED, "Invalid client credentials.");
     }
-    let tokens = match redeem_code(&state, &client, &code.id, &code.redirect_uri, None).await {
+    let tokens = match complete(&state, &client, CodeGrant::new(&code.id, &code.redirect_uri, None)).await {
         Ok(tokens) => tokens,
         Err(error) => {
+            let error = error.into_oauth();
             let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
             return page(status, "The login could not be completed for the device. Start again on the device.");
         }

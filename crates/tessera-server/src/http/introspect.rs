@@ -16,9 +16,8 @@ use tessera_core::scope::{self, EMAIL, GROUPS, PROFILE};
 use tessera_core::subject::{decode_refresh_token, encode_subject};
 use tessera_core::token::STANDARD_CLAIMS;
 
-use super::token::error_response;
+use super::error::oauth_json;
 use crate::AppState;
-use crate::tokens::verify_issued;
 
 pub fn router(state: AppState) -> Router {
     Router::new().route("/token/introspect", any(introspect)).with_state(state)
@@ -50,15 +49,15 @@ const EXTRA_CLAIMS: [&str; 7] =
 
 async fn introspect(State(state): State<AppState>, method: Method, body: Bytes) -> Response {
     if method != Method::POST {
-        return error_response(&OAuthError::invalid_request("method not allowed"));
+        return oauth_json(&OAuthError::invalid_request("method not allowed"));
     }
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()).unwrap_or("");
     if token.is_empty() {
-        return error_response(&OAuthError::invalid_request("The POST body must contain a token."));
+        return oauth_json(&OAuthError::invalid_request("The POST body must contain a token."));
     }
     let answer = if token.split('.').count() == 3 {
-        verify_issued(&state, token).map(access_token)
+        state.issuer.verify(token).map(access_token)
     } else {
         refresh_token(&state, token).await
     };

@@ -4,11 +4,14 @@
 pub mod authflow;
 pub mod device;
 pub mod discovery;
+pub mod error;
 pub mod health;
 pub mod introspect;
 pub mod keys;
+pub mod request_id;
 pub mod telemetry;
 pub mod token;
+pub mod trust;
 pub mod userinfo;
 
 use axum::Router;
@@ -38,7 +41,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::web::router(state.pages.clone()))
         .merge(api);
     let routes = mount_under(routes, state.config.issuer_path()).fallback(not_found);
-    with_configured_headers(routes, &state.config.web)
+    // Outermost: every request, the 404s included, gets its ID before anything logs.
+    with_configured_headers(routes, &state.config.web).layer(axum::middleware::from_fn(request_id::assign))
 }
 
 fn mount_under(routes: Router, path: &str) -> Router {

@@ -8,9 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use tessera_core::error::{ErrorCode, OAuthError};
 
-use super::token::error_response;
+use super::error::oauth_json;
 use crate::AppState;
-use crate::tokens::verify_issued;
 
 pub fn router(state: AppState) -> Router {
     Router::new().route("/userinfo", any(userinfo)).with_state(state)
@@ -26,12 +25,12 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(token) = bearer(&headers) else {
         let error = OAuthError::new(ErrorCode::AccessDenied, "Invalid bearer token.").with_status(401);
-        let mut response = error_response(&error);
+        let mut response = oauth_json(&error);
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
     };
-    match verify_issued(&state, token) {
+    match state.issuer.verify(token) {
         Some(claims) => (StatusCode::OK, axum::Json(serde_json::Value::Object(claims))).into_response(),
-        None => error_response(&OAuthError::new(ErrorCode::AccessDenied, "Invalid bearer token.").with_status(403)),
+        None => oauth_json(&OAuthError::new(ErrorCode::AccessDenied, "Invalid bearer token.").with_status(403)),
     }
 }

@@ -65,7 +65,7 @@ async fn choose_connector(state: &AppState, params: &Params) -> Response {
         .all()
         .iter()
         .filter(|c| c.allows_grant(grant))
-        .filter(|c| client.allowed_connectors.is_empty() || client.allowed_connectors.contains(&c.id))
+        .filter(|c| tessera_core::grant::client_may_use(&client.allowed_connectors, &c.id))
         .collect();
     if available.is_empty() {
         return state.pages.error(StatusCode::BAD_REQUEST, "No connectors available");

@@ -32,7 +32,10 @@ pub async fn finalize_login(state: &AppState, request: AuthRequest, identity: Id
     let refreshable = state.connectors.get(&request.connector_id).is_some_and(|c| c.refresh.is_some());
     if scope::has(&request.scopes, OFFLINE_ACCESS)
         && refreshable
-        && let Err(err) = crate::refresh_tokens::remember_upstream_data(state, &request.connector_id, &identity).await
+        && let Err(err) = state
+            .refresh_tokens
+            .remember_upstream_data(&identity.user_id, &request.connector_id, &identity.connector_data)
+            .await
     {
         return internal_page(state, &err);
     }

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
 use tessera_connectors::{Login, Scopes};
-use tessera_core::grant;
+use tessera_core::grant::{self, client_may_use};
 use tessera_core::id::new_id;
 use tessera_core::model::{AuthRequest, Claims};
 
@@ -34,7 +34,7 @@ pub async fn start(
         return state.pages.error(StatusCode::NOT_FOUND, "Connector ID does not match a valid Connector");
     };
     let allowed = valid.client.allowed_connectors.clone();
-    if !allowed.is_empty() && !allowed.contains(&connector_id) {
+    if !client_may_use(&allowed, &connector_id) {
         return state.pages.error(StatusCode::FORBIDDEN, "Connector not allowed for this client.");
     }
     if !valid.connector_id.is_empty() && valid.connector_id != connector_id {
@@ -50,7 +50,7 @@ pub async fn start(
         .connectors
         .all()
         .iter()
-        .filter(|c| c.allows_grant(grant) && (allowed.is_empty() || allowed.contains(&c.id)))
+        .filter(|c| c.allows_grant(grant) && client_may_use(&allowed, &c.id))
         .count();
     let mut auth_request = new_auth_request(&state, valid, &connector_id);
     let location = match &connector.login {

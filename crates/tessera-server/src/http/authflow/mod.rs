@@ -22,6 +22,7 @@ use tessera_core::model::AuthRequest;
 use tessera_storage::StorageError;
 
 use crate::AppState;
+use crate::http::error::EndpointError;
 use request::RequestError;
 
 pub fn router(state: AppState) -> Router {
@@ -111,8 +112,7 @@ pub(crate) async fn load_auth_request(state: &AppState, id: &str) -> Result<Auth
 
 /// A generic 500 page; what went wrong goes to the log only.
 pub(crate) fn internal_page(state: &AppState, err: &dyn std::fmt::Display) -> Response {
-    tracing::error!(error = %err, "login flow failed");
-    state.pages.error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error.")
+    EndpointError::internal("login flow failed", err).into_page(&state.pages, StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// `{issuer path}{suffix}`: links between our own pages.

@@ -102,7 +102,7 @@ pub async fn parse(state: &AppState, params: &Params) -> Result<ValidRequest, Re
 
     let connector_id = params.get("connector_id").to_owned();
     if !connector_id.is_empty() {
-        let allowed = client.allowed_connectors.is_empty() || client.allowed_connectors.contains(&connector_id);
+        let allowed = tessera_core::grant::client_may_use(&client.allowed_connectors, &connector_id);
         if state.connectors.get(&connector_id).is_none() || !allowed {
             return Err(fail(ErrorCode::InvalidRequest, "Connector ID does not match a valid Connector".into()));
         }
@@ -127,7 +127,13 @@ pub async fn parse(state: &AppState, params: &Params) -> Result<ValidRequest, Re
     }
 
     let scopes = scope::parse(params.get("scope"));
-    let peers = crate::tokens::PeerTrust::load(state, &scopes).await;
+    let peers = match crate::http::trust::PeerTrust::load(state, &scopes).await {
+        Ok(peers) => peers,
+        Err(err) => {
+            let error = crate::http::error::EndpointError::from(err).into_oauth();
+            return Err(fail(error.code, error.description));
+        }
+    };
     if let Err(error) = scope::validate_login_scopes(&scopes, &client.id, &|peer: &str| peers.trusted_peers_of(peer)) {
         return Err(fail(error.code, error.description));
     }

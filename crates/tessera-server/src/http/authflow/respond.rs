@@ -13,7 +13,8 @@ use tessera_storage::StorageError;
 use super::request::OOB_REDIRECT_URI;
 use super::{internal_page, redirect, redirect_error, with_parameters};
 use crate::AppState;
-use crate::tokens::{MintRequest, mint};
+use crate::http::error::EndpointError;
+use crate::token_issuer::MintRequest;
 
 /// Codes live 30 minutes, as in Dex (not configurable there either).
 pub const AUTH_CODE_LIFETIME: time::Duration = time::Duration::minutes(30);
@@ -61,9 +62,9 @@ pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
         };
     }
 
-    let minted = mint(
-        state,
-        &MintRequest {
+    let minted = state
+        .issuer
+        .mint(&MintRequest {
             client_id: &request.client_id,
             scopes: &request.scopes,
             claims: &request.claims,
@@ -73,12 +74,14 @@ pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
             code: code.as_deref(),
             with_id_token: wants("id_token"),
             grant_type: tessera_core::grant::IMPLICIT,
-        },
-    )
-    .await;
+        })
+        .await;
     let minted = match minted {
         Ok(minted) => minted,
-        Err(error) => return redirect_error(&request.redirect_uri, &request.state, &error),
+        Err(err) => {
+            let error = EndpointError::from(err).into_oauth();
+            return redirect_error(&request.redirect_uri, &request.state, &error);
+        }
     };
     // Sorted, as Go's url.Values encodes them.
     let mut fragment = BTreeMap::new();

@@ -8,10 +8,11 @@ use base64::engine::general_purpose::STANDARD;
 use subtle::ConstantTimeEq;
 use tessera_core::error::OAuthError;
 use tessera_core::model::Client;
-use tessera_storage::StorageError;
+use tessera_storage::Optional;
 
 use super::TokenForm;
 use crate::AppState;
+use crate::http::error::EndpointError;
 
 fn invalid() -> OAuthError {
     OAuthError::invalid_client("Invalid client credentials.")
@@ -39,22 +40,15 @@ fn basic(headers: &HeaderMap) -> Option<Result<(String, String), OAuthError>> {
     Some(decode().ok_or_else(|| OAuthError::invalid_client("client_id or client_secret improperly encoded")))
 }
 
-pub async fn authenticate(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> Result<Client, OAuthError> {
+pub async fn authenticate(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> Result<Client, EndpointError> {
     let (id, secret) = match basic(headers) {
         Some(credentials) => credentials?,
         None => (form.get("client_id").to_owned(), form.get("client_secret").to_owned()),
     };
-    let client = match state.storage.get::<Client>(&id).await {
-        Ok(client) => client,
-        Err(StorageError::NotFound) => return Err(invalid()),
-        Err(err) => {
-            tracing::error!(error = %err, "loading a client failed");
-            return Err(OAuthError::server_error());
-        }
-    };
+    let client = state.storage.get::<Client>(&id).await.optional()?.ok_or_else(invalid)?;
     let public_without_secret = client.public && secret.is_empty();
     if !public_without_secret && !bool::from(client.secret.as_bytes().ct_eq(secret.as_bytes())) {
-        return Err(invalid());
+        return Err(invalid().into());
     }
     Ok(client)
 }

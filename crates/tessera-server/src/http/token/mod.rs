@@ -1,27 +1,28 @@
-//! `/token`: client authentication, then the grant the request names. Errors are Dex's JSON
+//! `/token`: the grant-type policy, client authentication, then the grant through the token
+//! pipeline (`pipeline.rs`), which owns every step the grants share. Errors are Dex's JSON
 //! `{"error", "error_description"}` with Dex's statuses; every answer is `Cache-Control: no-store`.
 
 mod client_auth;
 mod client_credentials;
 pub mod code;
-pub mod device_code;
+mod device_poll;
 mod password;
+pub mod pipeline;
 mod refresh;
 mod token_exchange;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
-use serde::Serialize;
-use serde_json::{Value, json};
 use tessera_core::error::{ErrorCode, OAuthError};
 use tessera_core::grant;
 
+use self::pipeline::{Answer, complete};
+use super::error::{EndpointError, NO_STORE};
 use crate::AppState;
-use crate::tokens::TokenResponse;
 
 pub fn router(state: AppState) -> Router {
     Router::new().route("/token", any(token)).with_state(state)
@@ -36,66 +37,48 @@ impl TokenForm {
     }
 }
 
-const NO_STORE: [(header::HeaderName, &str); 2] = [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")];
-
-pub fn error_response(error: &OAuthError) -> Response {
-    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut body = json!({ "error": error.code.as_str() });
-    if !error.description.is_empty() {
-        body["error_description"] = json!(error.description);
-    }
-    let mut response = (status, NO_STORE, Json(body)).into_response();
-    if error.code == ErrorCode::InvalidClient {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic"));
-    }
-    response
-}
-
-/// What a grant answers: tokens, or (device polling, token exchange) a body of its own shape.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Answer {
-    Tokens(TokenResponse),
-    Other(Value),
-}
-
-fn success_response(body: impl Serialize) -> Response {
-    (StatusCode::OK, NO_STORE, Json(body)).into_response()
-}
-
 async fn token(State(state): State<AppState>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
     if method != Method::POST {
-        return error_response(&OAuthError::invalid_request("method not allowed"));
+        return EndpointError::from(OAuthError::invalid_request("method not allowed")).into_json();
     }
     let form = TokenForm(url::form_urlencoded::parse(&body).into_owned().collect());
-    match grant(&state, &headers, &form).await {
-        Ok(body) => success_response(body),
-        Err(error) => error_response(&error),
+    match dispatch(&state, &headers, &form).await {
+        Ok(body) => (StatusCode::OK, NO_STORE, Json(body)).into_response(),
+        Err(error) => error.into_json(),
     }
 }
 
-async fn grant(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> Result<Answer, OAuthError> {
+async fn dispatch(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> Result<Answer, EndpointError> {
     let grant_type = form.get("grant_type");
     if !state.config.grant_types().contains(&grant_type) || grant_type == grant::IMPLICIT {
-        return Err(OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-            format!("Unsupported grant type: {grant_type:?}"),
-        ));
+        return Err(unsupported(grant_type));
     }
-    // A device polls with its device code alone, as RFC 8628 and Dex have it.
+    // A device polls with its device code alone, as RFC 8628 and Dex have it; its tokens were minted
+    // through the pipeline when the user finished (`http::device`).
     if grant_type == grant::DEVICE_CODE {
-        return device_code::poll(state, form).await.map(Answer::Other);
+        return device_poll::answer(state, form).await.map(Answer::Other);
     }
     let client = client_auth::authenticate(state, headers, form).await?;
-    let answer = match grant_type {
-        grant::AUTHORIZATION_CODE => code::redeem(state, &client, form).await?,
-        grant::REFRESH_TOKEN => refresh::refresh(state, &client, form).await?,
-        grant::CLIENT_CREDENTIALS => client_credentials::grant(state, &client, form).await?,
-        grant::PASSWORD => password::grant(state, &client, form).await?,
-        grant::TOKEN_EXCHANGE => return token_exchange::grant(state, &client, form).await.map(Answer::Other),
-        other => {
-            return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, format!("Unsupported grant type: {other:?}")));
+    match grant_type {
+        grant::AUTHORIZATION_CODE => {
+            let verifier = form.get("code_verifier");
+            let redeem = code::CodeGrant::new(
+                form.get("code"),
+                form.get("redirect_uri"),
+                (!verifier.is_empty()).then_some(verifier),
+            );
+            complete(state, &client, redeem).await
         }
-    };
-    Ok(Answer::Tokens(answer))
+        grant::REFRESH_TOKEN => complete(state, &client, refresh::RefreshGrant::new(form)).await,
+        grant::CLIENT_CREDENTIALS => {
+            complete(state, &client, client_credentials::ClientCredentialsGrant::new(form)).await
+        }
+        grant::PASSWORD => complete(state, &client, password::PasswordGrant::new(form)).await,
+        grant::TOKEN_EXCHANGE => complete(state, &client, token_exchange::TokenExchangeGrant::new(form)).await,
+        other => Err(unsupported(other)),
+    }
+}
+
+fn unsupported(grant_type: &str) -> EndpointError {
+    OAuthError::new(ErrorCode::UnsupportedGrantType, format!("Unsupported grant type: {grant_type:?}")).into()
 }

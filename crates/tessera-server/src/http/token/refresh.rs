@@ -1,153 +1,134 @@
 //! The `refresh_token` grant: the token is found and checked (client, secret, expiry, scopes), the
-//! identity refreshed through the connector when the token rotates, and the rotation written with
-//! compare-and-swap, so two uses of one token cannot both rotate it.
+//! identity refreshed through the connector when the use rotates the token, and the use written by
+//! the refresh-token service against its read, so two uses of one token cannot both rotate it.
 
-use tessera_connectors::{ConnectorError, Identity, Scopes};
+use tessera_connectors::{ConnectorError, Identity, OpenedConnector, Scopes};
 use tessera_core::error::OAuthError;
 use tessera_core::grant;
 use tessera_core::id::new_id;
-use tessera_core::model::{Claims, Client, OfflineSessions, RefreshToken};
-use tessera_core::refresh::{Use, decide, expired, secret_accepted};
+use tessera_core::model::{Claims, Client};
+use tessera_core::refresh::{PlannedUse, Use, decide, expired, secret_accepted};
 use tessera_core::scope::{self, go_quoted};
 use tessera_core::subject::{decode_refresh_token, encode_refresh_token};
-use tessera_storage::{StorageError, Versioned};
+use time::OffsetDateTime;
 
 use super::TokenForm;
+use super::pipeline::{Grant, Requested, ScopeRule, Subject};
 use crate::AppState;
-use crate::tokens::{MintRequest, TokenResponse, mint};
+use crate::http::error::EndpointError;
+use crate::refresh_tokens::{StoredRefresh, UseError};
 
 fn claimed() -> OAuthError {
     OAuthError::invalid_request("Refresh token is invalid or has already been claimed by another client.")
 }
 
-fn internal(err: impl std::fmt::Display) -> OAuthError {
-    tracing::error!(error = %err, "refresh failed");
-    OAuthError::server_error()
+pub struct RefreshGrant<'a> {
+    form: &'a TokenForm,
+    /// Read in `request`, written in `commit`.
+    read: Option<Read>,
 }
 
-/// What can abort the compare-and-swap of a refresh.
-enum Abort {
-    Storage(StorageError),
-    Claimed,
+struct Read {
+    stored: StoredRefresh,
+    secret: String,
+    now: OffsetDateTime,
+    planned: Use,
+    /// The identity as the connector refreshed it, when the use refreshes it.
+    refreshed: Option<Identity>,
+    claims: Claims,
 }
 
-impl From<StorageError> for Abort {
-    fn from(err: StorageError) -> Self {
-        Abort::Storage(err)
+impl<'a> RefreshGrant<'a> {
+    pub fn new(form: &'a TokenForm) -> Self {
+        Self { form, read: None }
+    }
+
+    fn read(&mut self) -> Result<&mut Read, EndpointError> {
+        self.read.as_mut().ok_or_else(|| EndpointError::internal("refresh grant", "no refresh token was read"))
     }
 }
 
-pub async fn refresh(state: &AppState, client: &Client, form: &TokenForm) -> Result<TokenResponse, OAuthError> {
-    let presented = form.get("refresh_token");
-    if presented.is_empty() {
-        return Err(OAuthError::invalid_request("Required param: refresh_token."));
-    }
-    let (id, secret) = decode_refresh_token(presented);
-    // Read with its version, and with the user's offline session in the same statement: the writes
-    // below go against these reads (round trips saved on both sides).
-    let (read, sessions) = match state.storage.get_versioned_linked::<RefreshToken, OfflineSessions>(&id).await {
-        Ok(read) => read,
-        Err(StorageError::NotFound) => return Err(claimed()),
-        Err(err) => return Err(internal(err)),
-    };
-    let token = read.value.clone();
-    if token.client_id != client.id {
-        return Err(OAuthError::invalid_grant(
-            "Refresh token is invalid or has already been claimed by another client.",
-        ));
-    }
-    let now = state.clock.now();
-    let policy = state.config.expiry.refresh_tokens.policy();
-    if !secret_accepted(&token, &secret, now, &policy) {
-        return Err(claimed());
-    }
-    if expired(&token, now, &policy) {
-        return Err(OAuthError::invalid_request("Refresh token expired."));
-    }
-    let scopes = narrowed_scopes(&token.scopes, form.get("scope"))?;
-    let connector = state
-        .connectors
-        .get(&token.connector_id)
-        .filter(|_| client.allowed_connectors.is_empty() || client.allowed_connectors.contains(&token.connector_id))
-        .ok_or_else(|| OAuthError::invalid_grant("Connector is not allowed for this client."))?;
-    if !connector.allows_grant(grant::REFRESH_TOKEN) {
-        return Err(OAuthError::invalid_request("Connector does not allow the refresh_token grant."));
+impl Grant for RefreshGrant<'_> {
+    const TYPE: &'static str = grant::REFRESH_TOKEN;
+
+    async fn request(&mut self, state: &AppState, client: &Client) -> Result<Requested, EndpointError> {
+        let presented = self.form.get("refresh_token");
+        if presented.is_empty() {
+            return Err(OAuthError::invalid_request("Required param: refresh_token.").into());
+        }
+        let (id, secret) = decode_refresh_token(presented);
+        let stored = state.refresh_tokens.read(&id).await?.ok_or_else(claimed)?;
+        let token = stored.token();
+        if token.client_id != client.id {
+            return Err(OAuthError::invalid_grant(
+                "Refresh token is invalid or has already been claimed by another client.",
+            )
+            .into());
+        }
+        let now = state.clock.now();
+        let policy = state.refresh_tokens.policy();
+        if !secret_accepted(token, &secret, now, policy) {
+            return Err(claimed().into());
+        }
+        if expired(token, now, policy) {
+            return Err(OAuthError::invalid_request("Refresh token expired.").into());
+        }
+        let requested = Requested {
+            scopes: narrowed_scopes(&token.scopes, self.form.get("scope"))?,
+            scope_rule: ScopeRule::AlreadyDecided,
+            connector_id: Some(token.connector_id.clone()),
+        };
+        let planned = decide(token, now, policy);
+        let claims = token.claims.clone();
+        self.read = Some(Read { stored, secret, now, planned, refreshed: None, claims });
+        Ok(requested)
     }
 
-    let planned = decide(&token, now, &policy);
-    let refreshed = if planned.refreshes_identity() {
-        Some(refresh_identity(state, &token, sessions.as_ref()).await?)
-    } else {
-        None
-    };
-    let claims =
-        refreshed.as_ref().map_or_else(|| token.claims.clone(), |identity| keep_user_id(&token.claims, identity));
-
-    // Tokens before the rotation is written: if minting fails (a custom-claims database is down),
-    // the refresh token stays as it was and the client can retry with it.
-    // Dex always returns an ID token on refresh, `openid` or not.
-    let minted = mint(
-        state,
-        &MintRequest {
-            client_id: &client.id,
-            scopes: &scopes,
-            claims: &claims,
-            connector_id: &token.connector_id,
-            nonce: &token.nonce,
+    async fn subject(
+        &mut self,
+        _state: &AppState,
+        _client: &Client,
+        connector: Option<&OpenedConnector>,
+        _scopes: &[String],
+    ) -> Result<Subject, EndpointError> {
+        let read = self.read()?;
+        if read.planned.refreshes_identity() {
+            let connector = connector.ok_or_else(claimed)?;
+            let identity = refresh_identity(connector, &read.stored).await?;
+            // Dex overwrites every claim but the user ID on refresh.
+            read.claims = Claims { user_id: read.claims.user_id.clone(), ..identity.claims() };
+            read.refreshed = Some(identity);
+        }
+        let token = read.stored.token();
+        Ok(Subject {
+            claims: read.claims.clone(),
+            nonce: token.nonce.clone(),
             auth_time: None,
-            code: None,
+            // Dex always returns an ID token on refresh, `openid` or not.
             with_id_token: true,
-            grant_type: grant::REFRESH_TOKEN,
-        },
-    )
-    .await?;
+            upstream_data: None,
+        })
+    }
 
-    let new_secret = new_id();
-    let rotate = |mut current: RefreshToken| {
-        if !secret_accepted(&current, &secret, now, &policy) {
-            return Err(Abort::Claimed);
+    async fn commit(&mut self, state: &AppState) -> Result<Option<String>, EndpointError> {
+        let Some(read) = self.read.take() else {
+            return Err(EndpointError::internal("refresh grant", "no refresh token was read"));
+        };
+        let new_secret = new_id();
+        let planned = PlannedUse {
+            presented: &read.secret,
+            planned: read.planned,
+            new_secret: &new_secret,
+            claims: &read.claims,
+            now: read.now,
+        };
+        let upstream_data = read.refreshed.as_ref().map(|identity| identity.connector_data.as_slice());
+        match state.refresh_tokens.record_use(read.stored, &planned, upstream_data).await {
+            Ok(stored) => Ok(Some(encode_refresh_token(&stored.id, &stored.token))),
+            Err(UseError::Claimed) => Err(claimed().into()),
+            Err(UseError::Storage(err)) => Err(err.into()),
         }
-        match (decide(&current, now, &policy), planned) {
-            (Use::ReuseCurrent | Use::Unchanged, _) => Ok(current),
-            (Use::Rotate, Use::Rotate) => {
-                current.obsolete_token = std::mem::replace(&mut current.token, new_secret.clone());
-                current.last_used = now;
-                current.claims = claims.clone();
-                Ok(current)
-            }
-            (Use::Touch, Use::Touch) => {
-                current.last_used = now;
-                current.claims = claims.clone();
-                Ok(current)
-            }
-            // Someone else used the token between our read and this write.
-            _ => Err(Abort::Claimed),
-        }
-    };
-    let stored = match (&refreshed, sessions) {
-        // The offline session remembers when the client last refreshed and the upstream's newest
-        // data; written with the token in one round trip where the storage can.
-        (Some(identity), Some(sessions)) => {
-            let record_use = |token: &RefreshToken, sessions| Ok(record_use(sessions, token, identity));
-            match state
-                .storage
-                .update_read_then::<_, _, _, _, Abort, StorageError>(read, rotate, sessions, record_use)
-                .await
-            {
-                // A session deleted meanwhile (the user's sessions revoked) has nothing to record.
-                Ok((stored, Ok(_) | Err(StorageError::NotFound))) => Ok(stored),
-                Ok((_, Err(err))) => return Err(internal(err)),
-                Err(abort) => Err(abort),
-            }
-        }
-        _ => state.storage.update_read::<RefreshToken, _, Abort>(read, rotate).await,
-    };
-    let stored = match stored {
-        Ok(stored) => stored,
-        Err(Abort::Claimed) => return Err(claimed()),
-        Err(Abort::Storage(err)) => return Err(internal(err)),
-    };
-    Ok(TokenResponse::new(minted, Some(encode_refresh_token(&stored.id, &stored.token))))
+    }
 }
 
 /// A refresh may narrow the scopes it was granted, never widen them.
@@ -167,18 +148,10 @@ fn narrowed_scopes(granted: &[String], requested: &str) -> Result<Vec<String>, O
 }
 
 /// The user's current identity from the connector (as stored, for a connector that does not
-/// refresh), with the upstream data kept on their offline session (or, for tokens from before offline
-/// sessions, on the token).
-async fn refresh_identity(
-    state: &AppState,
-    token: &RefreshToken,
-    sessions: Option<&Versioned<OfflineSessions>>,
-) -> Result<Identity, OAuthError> {
-    let connector = state.connectors.get(&token.connector_id).ok_or_else(claimed)?;
-    let data = match sessions {
-        Some(read) if !read.value.connector_data.is_empty() => read.value.connector_data.clone(),
-        _ => token.connector_data.clone(),
-    };
+/// refresh), given the upstream data kept for it.
+async fn refresh_identity(connector: &OpenedConnector, stored: &StoredRefresh) -> Result<Identity, EndpointError> {
+    let token = stored.token();
+    let data = stored.upstream_data().to_vec();
     let Some(refresher) = &connector.refresh else {
         return Ok(Identity::from_claims(&token.claims, data));
     };
@@ -187,26 +160,10 @@ async fn refresh_identity(
         Ok(identity) => Ok(identity),
         Err(ConnectorError::Revoked(reason)) => {
             tracing::info!(connector = %token.connector_id, %reason, "refresh refused by the connector");
-            Err(OAuthError::invalid_grant("The user's identity can no longer be refreshed; log in again."))
+            Err(OAuthError::invalid_grant("The user's identity can no longer be refreshed; log in again.").into())
         }
-        Err(err) => Err(internal(err)),
+        Err(err) => Err(EndpointError::internal("refreshing the identity failed", err)),
     }
-}
-
-/// Dex overwrites every claim but the user ID on refresh.
-fn keep_user_id(current: &Claims, identity: &Identity) -> Claims {
-    Claims { user_id: current.user_id.clone(), ..identity.claims() }
-}
-
-/// The offline session after `token`'s use: its last use for the client, and the upstream's newest data.
-fn record_use(mut sessions: OfflineSessions, token: &RefreshToken, identity: &Identity) -> OfflineSessions {
-    if let Some(reference) = sessions.refresh.get_mut(&token.client_id) {
-        reference.last_used = token.last_used;
-    }
-    if !identity.connector_data.is_empty() {
-        sessions.connector_data = identity.connector_data.clone();
-    }
-    sessions
 }
 
 #[cfg(test)]
