@@ -86,7 +86,10 @@ mod tests {
     fn a_finished_device_gets_its_tokens_until_the_code_expires() {
         assert_eq!(poll(&token(COMPLETE, 5), T0), Poll::Complete, "no interval for a finished device");
         assert_eq!(poll(&token(COMPLETE, 5), T0 + time::Duration::minutes(5)), Poll::Complete);
-        assert_eq!(poll(&token(COMPLETE, 5), T0 + time::Duration::minutes(5) + time::Duration::seconds(1)), Poll::Expired);
+        assert_eq!(
+            poll(&token(COMPLETE, 5), T0 + time::Duration::minutes(5) + time::Duration::seconds(1)),
+            Poll::Expired
+        );
         assert_eq!(poll(&token(PENDING, 5), T0 + time::Duration::hours(1)), Poll::Expired);
         assert_eq!(Poll::Complete.next_interval(), None);
     }

@@ -163,11 +163,15 @@ mod tests {
     #[test]
     fn connector_rules_in_dex_order_and_words() {
         let password_only = strings(&[PASSWORD]);
-        let check = |allowed: &[&str], grant_types, grant| check_connector(&strings(allowed), "ldap", grant_types, grant);
+        let check =
+            |allowed: &[&str], grant_types, grant| check_connector(&strings(allowed), "ldap", grant_types, grant);
         assert_eq!(check(&[], Some(None), REFRESH_TOKEN), Ok(()));
         assert_eq!(check(&["ldap"], Some(Some(password_only.as_slice())), PASSWORD), Ok(()));
         let missing = check(&[], None, PASSWORD).unwrap_err();
-        assert_eq!((missing.code, missing.description.as_str()), (ErrorCode::InvalidRequest, "Requested connector does not exist."));
+        assert_eq!(
+            (missing.code, missing.description.as_str()),
+            (ErrorCode::InvalidRequest, "Requested connector does not exist.")
+        );
         let refused = check(&["local"], Some(Some(password_only.as_slice())), REFRESH_TOKEN).unwrap_err();
         assert_eq!(
             (refused.code, refused.description.as_str()),

@@ -87,7 +87,11 @@ pub struct PlannedUse<'a> {
 /// since the plan was made): unchanged inside the reuse interval; a new secret (the old one kept as
 /// obsolete) on rotation; the last use and the refreshed claims recorded. [`Claimed`] when somebody
 /// else's use changed the token so that this one no longer holds.
-pub fn apply_use(mut current: RefreshToken, planned: &PlannedUse, policy: &RefreshPolicy) -> Result<RefreshToken, Claimed> {
+pub fn apply_use(
+    mut current: RefreshToken,
+    planned: &PlannedUse,
+    policy: &RefreshPolicy,
+) -> Result<RefreshToken, Claimed> {
     if !secret_accepted(&current, planned.presented, planned.now, policy) {
         return Err(Claimed);
     }

@@ -132,7 +132,12 @@ impl RefreshTokens {
     }
 
     /// The user's offline session for this connector keeps the upstream's data that refreshes use.
-    pub async fn remember_upstream_data(&self, user: &str, connector_id: &str, data: &[u8]) -> Result<(), StorageError> {
+    pub async fn remember_upstream_data(
+        &self,
+        user: &str,
+        connector_id: &str,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
         let updated = self
             .storage
             .update_offline_sessions::<_, StorageError>(user, connector_id, |mut sessions| {

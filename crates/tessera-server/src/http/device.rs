@@ -22,11 +22,11 @@ use tessera_storage::StorageError;
 use super::authflow::request::DEVICE_CALLBACK_PATH;
 use super::authflow::{internal_page, local_path, redirect};
 use super::error::EndpointError;
+use super::error::oauth_json;
 use super::token::code::CodeGrant;
 use super::token::pipeline::complete;
-use tessera_core::device::{COMPLETE, PENDING, POLL_INTERVAL_SECONDS};
-use super::error::oauth_json;
 use crate::AppState;
+use tessera_core::device::{COMPLETE, PENDING, POLL_INTERVAL_SECONDS};
 
 pub fn router(state: AppState) -> Router {
     Router::new()

@@ -13,6 +13,7 @@ mod lifecycle;
 mod login;
 mod oidc;
 mod pages;
+mod request_ids;
 mod serve;
 mod upstream_apis;
 mod userinfo;

@@ -46,12 +46,8 @@ pub async fn start(
     }
 
     // The "select another login method" link, only when there is another to select.
-    let choices = state
-        .connectors
-        .all()
-        .iter()
-        .filter(|c| c.allows_grant(grant) && client_may_use(&allowed, &c.id))
-        .count();
+    let choices =
+        state.connectors.all().iter().filter(|c| c.allows_grant(grant) && client_may_use(&allowed, &c.id)).count();
     let mut auth_request = new_auth_request(&state, valid, &connector_id);
     let location = match &connector.login {
         Login::Password(_) => {

@@ -87,7 +87,11 @@ pub(crate) trait Grant {
 }
 
 /// Runs `grant` for an authenticated `client`, through every shared step.
-pub(crate) async fn complete<G: Grant>(state: &AppState, client: &Client, mut grant: G) -> Result<Answer, EndpointError> {
+pub(crate) async fn complete<G: Grant>(
+    state: &AppState,
+    client: &Client,
+    mut grant: G,
+) -> Result<Answer, EndpointError> {
     let requested = grant.request(state, client).await?;
     validate_scopes(state, client, &requested).await?;
     let connector = match &requested.connector_id {

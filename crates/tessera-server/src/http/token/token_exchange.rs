@@ -77,8 +77,11 @@ impl Grant for TokenExchangeGrant<'_> {
     }
 
     fn respond(&self, minted: Minted, _refresh_token: Option<String>) -> Answer {
-        let token =
-            if self.requested_type == ID_TOKEN_TYPE { minted.id_token.unwrap_or_default() } else { minted.access_token };
+        let token = if self.requested_type == ID_TOKEN_TYPE {
+            minted.id_token.unwrap_or_default()
+        } else {
+            minted.access_token
+        };
         Answer::Other(json!({
             "access_token": token,
             "issued_token_type": self.requested_type,
