@@ -3,17 +3,18 @@
 //! are sent back to the client as `error`, `error_description` and `state` in the redirect's query.
 
 use axum::http::StatusCode;
-use tessera_core::error::{ErrorCode, OAuthError};
+use tessera_core::authorize;
+use tessera_core::error::OAuthError;
 use tessera_core::model::{Client, Pkce};
 use tessera_core::scope;
 use tessera_storage::StorageError;
 
 use super::params::Params;
 use crate::AppState;
+use crate::http::error::EndpointError;
+use crate::http::trust::PeerTrust;
 
-/// Dex's out-of-band redirect URI: the code is shown on a page instead.
-pub const OOB_REDIRECT_URI: &str = "urn:ietf:wg:oauth:2.0:oob";
-pub const DEVICE_CALLBACK_PATH: &str = "/device/callback";
+pub use tessera_core::authorize::{DEVICE_CALLBACK_PATH, OOB_REDIRECT_URI, redirect_uri_allowed};
 
 /// A request that passed validation, ready to become an auth request.
 #[derive(Debug, Clone)]
@@ -46,31 +47,6 @@ pub enum RequestError {
     Redirect { redirect_uri: String, state: String, error: OAuthError },
 }
 
-/// Public clients without registered redirect URIs may use the out-of-band URI, the device callback
-/// or any `http://localhost` or loopback address (any port), as native apps need.
-pub fn redirect_uri_allowed(client: &Client, redirect_uri: &str, issuer_path: &str) -> bool {
-    if client.redirect_uris.iter().any(|registered| registered == redirect_uri) {
-        return true;
-    }
-    if !client.public || !client.redirect_uris.is_empty() {
-        return false;
-    }
-    // Dex allows the bare device callback; tessera also allows it under the issuer's path, where
-    // the device flow actually sends it.
-    let device_callback = format!("{issuer_path}{DEVICE_CALLBACK_PATH}");
-    if redirect_uri == OOB_REDIRECT_URI || redirect_uri == DEVICE_CALLBACK_PATH || redirect_uri == device_callback {
-        return true;
-    }
-    let Ok(url) = url::Url::parse(redirect_uri) else { return false };
-    url.scheme() == "http"
-        && match url.host() {
-            Some(url::Host::Domain(domain)) => domain == "localhost",
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        }
-}
-
 pub async fn parse(state: &AppState, params: &Params) -> Result<ValidRequest, RequestError> {
     let client_id = params.get("client_id");
     let redirect_uri = params.get("redirect_uri").to_owned();
@@ -92,127 +68,52 @@ pub async fn parse(state: &AppState, params: &Params) -> Result<ValidRequest, Re
     }
 
     // From here on the redirect URI is trusted: errors go back to the client.
-    let redirect_state = params.get("state").to_owned();
-    let fail = |code: ErrorCode, description: String| RequestError::Redirect {
+    let fail = |error: OAuthError| RequestError::Redirect {
         redirect_uri: redirect_uri.clone(),
-        state: redirect_state.clone(),
-        error: OAuthError::new(code, description),
+        state: params.get("state").to_owned(),
+        error,
+    };
+    let peers = PeerTrust::load(state, &scope::parse(params.get("scope")))
+        .await
+        .map_err(|err| fail(EndpointError::from(err).into_oauth()))?;
+    let request = authorize::Params {
+        redirect_uri: &redirect_uri,
+        connector_id: params.get("connector_id"),
+        request: params.get("request"),
+        code_challenge: params.get("code_challenge"),
+        code_challenge_method: params.get("code_challenge_method"),
+        scope: params.get("scope"),
+        response_type: params.get("response_type"),
+        nonce: params.get("nonce"),
+        prompt: params.get("prompt"),
+        max_age: params.get("max_age"),
+        id_token_hint: params.get("id_token_hint"),
+        approval_prompt: params.get("approval_prompt"),
     };
     let oauth2 = &state.config.oauth2;
-
-    let connector_id = params.get("connector_id").to_owned();
-    if !connector_id.is_empty() {
-        let allowed = tessera_core::grant::client_may_use(&client.allowed_connectors, &connector_id);
-        if state.connectors.get(&connector_id).is_none() || !allowed {
-            return Err(fail(ErrorCode::InvalidRequest, "Connector ID does not match a valid Connector".into()));
-        }
-    }
-    if !params.get("request").is_empty() {
-        return Err(fail(ErrorCode::RequestNotSupported, "Server does not support request parameter.".into()));
-    }
-
-    let code_challenge = params.get("code_challenge").to_owned();
-    let method = match params.get("code_challenge_method") {
-        "" => "plain".to_owned(),
-        method => method.to_owned(),
+    let policy = authorize::Policy {
+        response_types: &oauth2.response_types,
+        code_challenge_methods: &oauth2.code_challenge_methods_supported,
+        pkce_enforce: oauth2.pkce_enforce,
     };
-    if !code_challenge.is_empty() && !oauth2.code_challenge_methods_supported.contains(&method) {
-        return Err(fail(ErrorCode::InvalidRequest, format!("Unsupported PKCE challenge method ({method:?}).")));
-    }
-    if oauth2.pkce_enforce && code_challenge.is_empty() {
-        return Err(fail(
-            ErrorCode::InvalidRequest,
-            "PKCE is required. The code_challenge parameter must be provided.".into(),
-        ));
-    }
-
-    let scopes = scope::parse(params.get("scope"));
-    let peers = match crate::http::trust::PeerTrust::load(state, &scopes).await {
-        Ok(peers) => peers,
-        Err(err) => {
-            let error = crate::http::error::EndpointError::from(err).into_oauth();
-            return Err(fail(error.code, error.description));
-        }
+    let lookups = authorize::Lookups {
+        connector_usable: &|id| state.connectors.get(id).is_some(),
+        trusted_peers_of: &|peer| peers.trusted_peers_of(peer),
+        hint_valid: &|hint| id_token_hint_valid(state, hint),
     };
-    if let Err(error) = scope::validate_login_scopes(&scopes, &client.id, &|peer: &str| peers.trusted_peers_of(peer)) {
-        return Err(fail(error.code, error.description));
-    }
-
-    let response_types: Vec<String> = params.get("response_type").split_whitespace().map(str::to_owned).collect();
-    let (mut code, mut id_token, mut token) = (false, false, false);
-    for response_type in &response_types {
-        match response_type.as_str() {
-            "code" => code = true,
-            "id_token" => id_token = true,
-            "token" => token = true,
-            other => return Err(fail(ErrorCode::InvalidRequest, format!("Invalid response type {other:?}"))),
-        }
-        if !oauth2.response_types.iter().any(|supported| supported == response_type) {
-            return Err(fail(
-                ErrorCode::UnsupportedResponseType,
-                format!("Unsupported response type {response_type:?}"),
-            ));
-        }
-    }
-    if response_types.is_empty() {
-        return Err(fail(ErrorCode::InvalidRequest, "No response_type provided".into()));
-    }
-    if token && !code && !id_token {
-        return Err(fail(
-            ErrorCode::InvalidRequest,
-            "Response type 'token' must be provided with type 'id_token' and/or 'code'".into(),
-        ));
-    }
-    let nonce = params.get("nonce").to_owned();
-    if !code && nonce.is_empty() {
-        // OpenID Connect: the implicit flow needs a nonce to bind the ID token to the session.
-        return Err(fail(ErrorCode::InvalidRequest, "Response type 'token' requires a 'nonce' value.".into()));
-    }
-    if token && redirect_uri == OOB_REDIRECT_URI {
-        return Err(fail(
-            ErrorCode::InvalidRequest,
-            format!("Cannot use response type 'token' with redirect_uri '{OOB_REDIRECT_URI}'."),
-        ));
-    }
-
-    let prompt = params.get("prompt").to_owned();
-    let prompts: Vec<&str> = prompt.split_whitespace().collect();
-    for value in &prompts {
-        if !matches!(*value, "none" | "login" | "consent" | "select_account") {
-            return Err(fail(ErrorCode::InvalidRequest, format!("Invalid prompt value {value:?}.")));
-        }
-    }
-    if prompts.contains(&"none") && prompts.len() > 1 {
-        return Err(fail(ErrorCode::InvalidRequest, "The prompt value 'none' must be used alone.".into()));
-    }
-    let max_age = match params.get("max_age") {
-        "" => -1,
-        text => match text.parse::<i64>() {
-            Ok(age) if age >= 0 => age,
-            _ => return Err(fail(ErrorCode::InvalidRequest, format!("Invalid max_age value {text:?}."))),
-        },
-    };
-    let hint = params.get("id_token_hint");
-    if !hint.is_empty() && !id_token_hint_valid(state, hint) {
-        return Err(fail(ErrorCode::InvalidRequest, "Invalid id_token_hint.".into()));
-    }
-
+    let valid = authorize::validate(&request, &client, &policy, &lookups).map_err(fail)?;
     Ok(ValidRequest {
-        force_approval_prompt: params.get("approval_prompt") == "force" || prompts.contains(&"consent"),
         client,
-        response_types,
-        scopes,
+        response_types: valid.response_types,
+        scopes: valid.scopes,
         redirect_uri,
-        nonce,
-        state: redirect_state,
-        prompt,
-        max_age,
-        connector_id,
-        pkce: if code_challenge.is_empty() {
-            Pkce::default()
-        } else {
-            Pkce { code_challenge, code_challenge_method: method }
-        },
+        nonce: valid.nonce,
+        state: params.get("state").to_owned(),
+        force_approval_prompt: valid.force_approval_prompt,
+        prompt: valid.prompt,
+        max_age: valid.max_age,
+        connector_id: valid.connector_id,
+        pkce: valid.pkce,
     })
 }
 
@@ -221,56 +122,4 @@ fn id_token_hint_valid(state: &AppState, hint: &str) -> bool {
     let Some(keys) = state.signer.active() else { return false };
     tessera_jose::verify(hint, &keys.verification)
         .is_ok_and(|claims| claims.get("iss").and_then(|v| v.as_str()) == Some(state.config.issuer.as_str()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn client(public: bool, uris: &[&str]) -> Client {
-        Client {
-            id: "c".into(),
-            public,
-            redirect_uris: uris.iter().map(|u| (*u).to_owned()).collect(),
-            ..Client::default()
-        }
-    }
-
-    #[test]
-    fn registered_uris_match_exactly() {
-        let confidential = client(false, &["https://app.example/cb"]);
-        assert!(redirect_uri_allowed(&confidential, "https://app.example/cb", ""));
-        assert!(!redirect_uri_allowed(&confidential, "https://app.example/cb/", "/dex"));
-        assert!(!redirect_uri_allowed(&confidential, "https://app.example/cb?x=1", "/dex"));
-        assert!(
-            !redirect_uri_allowed(&confidential, "http://localhost:8080/cb", "/dex"),
-            "no loopback for confidential clients"
-        );
-        assert!(!redirect_uri_allowed(&confidential, OOB_REDIRECT_URI, "/dex"));
-    }
-
-    #[test]
-    fn public_clients_without_uris_get_native_app_exceptions() {
-        let native = client(true, &[]);
-        for uri in [
-            OOB_REDIRECT_URI,
-            DEVICE_CALLBACK_PATH,
-            "http://localhost/cb",
-            "http://localhost:43117/cb",
-            "http://127.0.0.1:9/x",
-            "http://[::1]:80/",
-        ] {
-            assert!(redirect_uri_allowed(&native, uri, "/dex"), "{uri}");
-        }
-        for uri in
-            ["https://localhost/cb", "http://localhost.evil.example/cb", "http://10.0.0.1/cb", "http://example.com/cb"]
-        {
-            assert!(!redirect_uri_allowed(&native, uri, "/dex"), "{uri}");
-        }
-        let registered = client(true, &["https://spa.example/cb"]);
-        assert!(
-            !redirect_uri_allowed(&registered, "http://localhost:8080/cb", "/dex"),
-            "registered URIs switch the exceptions off"
-        );
-    }
 }
