@@ -2,28 +2,9 @@
 //! (a forged `sub` or `iss` would let anyone impersonate anyone), and Dex's identity claims unless the
 //! operator allows one by name.
 
-/// Protocol claims: never overridable.
-pub const PROTOCOL: [&str; 16] = [
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "iat",
-    "nbf",
-    "jti",
-    "auth_time",
-    "nonce",
-    "at_hash",
-    "c_hash",
-    "azp",
-    "sid",
-    "acr",
-    "amr",
-    "cnf",
-];
-
-/// Dex's identity claims: reserved unless allowed explicitly.
-pub const IDENTITY: [&str; 6] = ["email", "email_verified", "groups", "name", "preferred_username", "federated_claims"];
+/// Protocol claims (never overridable) and Dex's identity claims (reserved unless allowed), from the
+/// one registry of claim names.
+pub use tessera_core::claim_names::{IDENTITY, PROTOCOL};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReservedError {

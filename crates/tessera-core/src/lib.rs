@@ -5,6 +5,7 @@
 
 pub mod authorize;
 pub mod bytes;
+pub mod claim_names;
 pub mod clock;
 pub mod device;
 pub mod error;

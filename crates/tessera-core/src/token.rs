@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::claim_names::{
+    EMAIL_CLAIM, EMAIL_VERIFIED, FEDERATED_CLAIMS, GROUPS_CLAIM, NAME, PREFERRED_USERNAME, Released,
+};
 use crate::model::Claims;
-use crate::scope::{self, EMAIL, FEDERATED_ID, GROUPS, PROFILE};
+use crate::scope;
 use crate::subject::encode_subject;
 
 /// `aud`: a string when there is one audience, an array otherwise (as Dex serializes it).
@@ -69,27 +72,6 @@ pub struct TokenClaims {
     pub jti: String,
 }
 
-/// The claims tessera itself puts in tokens; any other claim in a token is a custom claim.
-pub const STANDARD_CLAIMS: [&str; 17] = [
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "iat",
-    "azp",
-    "nonce",
-    "at_hash",
-    "c_hash",
-    "email",
-    "email_verified",
-    "groups",
-    "name",
-    "preferred_username",
-    "federated_claims",
-    "auth_time",
-    "jti",
-];
-
 /// Everything a token's claims depend on.
 #[derive(Debug, Clone)]
 pub struct TokenContext<'a> {
@@ -114,7 +96,7 @@ pub fn token_claims(context: &TokenContext) -> TokenClaims {
     let audience = scope::audience(scopes, context.client_id);
     let azp = (audience.len() > 1).then(|| context.client_id.to_owned());
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-    let profile = scope::has(scopes, PROFILE);
+    let released = Released::by(scopes);
     TokenClaims {
         iss: context.issuer.to_owned(),
         sub: encode_subject(&identity.user_id, context.connector_id),
@@ -125,12 +107,12 @@ pub fn token_claims(context: &TokenContext) -> TokenClaims {
         nonce: non_empty(context.nonce),
         at_hash: None,
         c_hash: None,
-        email: scope::has(scopes, EMAIL).then(|| non_empty(&identity.email)).flatten(),
-        email_verified: scope::has(scopes, EMAIL).then_some(identity.email_verified),
-        groups: (scope::has(scopes, GROUPS) && !identity.groups.is_empty()).then(|| identity.groups.clone()),
-        name: profile.then(|| non_empty(&identity.username)).flatten(),
-        preferred_username: profile.then(|| non_empty(&identity.preferred_username)).flatten(),
-        federated_claims: scope::has(scopes, FEDERATED_ID).then(|| FederatedClaims {
+        email: released.email.then(|| non_empty(&identity.email)).flatten(),
+        email_verified: released.email.then_some(identity.email_verified),
+        groups: (released.groups && !identity.groups.is_empty()).then(|| identity.groups.clone()),
+        name: released.profile.then(|| non_empty(&identity.username)).flatten(),
+        preferred_username: released.profile.then(|| non_empty(&identity.preferred_username)).flatten(),
+        federated_claims: released.federated_claims.then(|| FederatedClaims {
             connector_id: context.connector_id.to_owned(),
             user_id: identity.user_id.clone(),
         }),
@@ -156,12 +138,12 @@ impl<'a> Payload<'a> {
     pub fn new(mut standard: TokenClaims, custom: &'a Map<String, Value>) -> Self {
         for name in custom.keys() {
             match name.as_str() {
-                "email" => standard.email = None,
-                "email_verified" => standard.email_verified = None,
-                "groups" => standard.groups = None,
-                "name" => standard.name = None,
-                "preferred_username" => standard.preferred_username = None,
-                "federated_claims" => standard.federated_claims = None,
+                EMAIL_CLAIM => standard.email = None,
+                EMAIL_VERIFIED => standard.email_verified = None,
+                GROUPS_CLAIM => standard.groups = None,
+                NAME => standard.name = None,
+                PREFERRED_USERNAME => standard.preferred_username = None,
+                FEDERATED_CLAIMS => standard.federated_claims = None,
                 _ => {}
             }
         }

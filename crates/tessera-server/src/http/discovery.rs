@@ -52,21 +52,7 @@ impl Discovery {
             code_challenge_methods_supported: config.oauth2.code_challenge_methods_supported.clone(),
             scopes_supported: vec!["openid", "email", "groups", "profile", "offline_access"],
             token_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post"],
-            claims_supported: vec![
-                "iss",
-                "sub",
-                "aud",
-                "iat",
-                "exp",
-                "email",
-                "email_verified",
-                "locale",
-                "name",
-                "preferred_username",
-                "at_hash",
-                "groups",
-                "federated_claims",
-            ],
+            claims_supported: tessera_core::claim_names::ADVERTISED.to_vec(),
         }
     }
 }

@@ -9,12 +9,11 @@ use axum::routing::any;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use tessera_core::claim_names::{self, Released};
 use tessera_core::error::OAuthError;
 use tessera_core::model::RefreshToken;
 use tessera_core::refresh::{expired, secret_accepted};
-use tessera_core::scope::{self, EMAIL, GROUPS, PROFILE};
 use tessera_core::subject::{decode_refresh_token, encode_subject};
-use tessera_core::token::STANDARD_CLAIMS;
 
 use super::error::oauth_json;
 use crate::AppState;
@@ -43,9 +42,10 @@ struct Introspection {
     ext: Map<String, Value>,
 }
 
-/// The identity claims Dex repeats under `ext`.
-const EXTRA_CLAIMS: [&str; 7] =
-    ["azp", "email", "email_verified", "groups", "name", "preferred_username", "federated_claims"];
+/// Dex repeats the identity claims and `azp` under `ext`, besides the custom claims.
+fn in_ext(name: &str) -> bool {
+    name == claim_names::AZP || claim_names::IDENTITY.contains(&name) || !claim_names::ISSUED.contains(&name)
+}
 
 async fn introspect(State(state): State<AppState>, method: Method, body: Bytes) -> Response {
     if method != Method::POST {
@@ -77,11 +77,8 @@ fn access_token(claims: Map<String, Value>) -> Introspection {
         _ => text("azp"),
     };
     // Dex's identity claims, and the custom claims the access token carries.
-    let ext = claims
-        .iter()
-        .filter(|(name, _)| EXTRA_CLAIMS.contains(&name.as_str()) || !STANDARD_CLAIMS.contains(&name.as_str()))
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
+    let ext =
+        claims.iter().filter(|(name, _)| in_ext(name)).map(|(name, value)| (name.clone(), value.clone())).collect();
     Introspection {
         active: true,
         client_id,
@@ -113,14 +110,15 @@ async fn refresh_token(state: &AppState, presented: &str) -> Option<Introspectio
     let exp = created + i64::try_from(refresh.absolute_lifetime.as_secs()).unwrap_or(i64::MAX - created);
     let claims = &token.claims;
     let mut ext = Map::new();
-    if scope::has(&token.scopes, EMAIL) {
+    let released = Released::by(&token.scopes);
+    if released.email {
         ext.insert("email".into(), json!(claims.email));
         ext.insert("email_verified".into(), json!(claims.email_verified));
     }
-    if scope::has(&token.scopes, GROUPS) && !claims.groups.is_empty() {
+    if released.groups && !claims.groups.is_empty() {
         ext.insert("groups".into(), json!(claims.groups));
     }
-    if scope::has(&token.scopes, PROFILE) {
+    if released.profile {
         ext.insert("name".into(), json!(claims.username));
         ext.insert("preferred_username".into(), json!(claims.preferred_username));
     }
