@@ -22,9 +22,12 @@ async fn measure(name: &str, chain: &Chain, users: usize) {
     let mut samples = Vec::with_capacity(CALLS);
     for i in 0..CALLS {
         let context = EnrichmentContext {
-            user_id: format!("user-{}", i % users),
-            email: format!("user-{}@example.com", i % users),
-            ..EnrichmentContext::default()
+            identity: tessera_core::model::Claims {
+                user_id: format!("user-{}", i % users),
+                email: format!("user-{}@example.com", i % users),
+                ..Default::default()
+            },
+            ..Default::default()
         };
         let started = Instant::now();
         chain.run(&context).await.unwrap();
@@ -72,8 +75,11 @@ async fn main() {
         postgres
             .enrich(
                 &EnrichmentContext {
-                    user_id: "user-1".into(),
-                    email: "user-1@example.com".into(),
+                    identity: tessera_core::model::Claims {
+                        user_id: "user-1".into(),
+                        email: "user-1@example.com".into(),
+                        ..Default::default()
+                    },
                     ..Default::default()
                 },
                 &mut warm,
@@ -99,8 +105,11 @@ async fn main() {
                 for i in 0..CALLS / 16 {
                     let n = (t * 1000 + i) % 10_000;
                     let context = EnrichmentContext {
-                        user_id: format!("user-{n}"),
-                        email: format!("user-{n}@example.com"),
+                        identity: tessera_core::model::Claims {
+                            user_id: format!("user-{n}"),
+                            email: format!("user-{n}@example.com"),
+                            ..Default::default()
+                        },
                         ..Default::default()
                     };
                     shared.run(&context).await.unwrap();

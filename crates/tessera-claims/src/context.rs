@@ -1,14 +1,12 @@
 //! What an enricher knows about the token being minted.
 
-/// The user, the client and the grant. Field names follow the fork's templates (`{{.UserID}}`).
+use tessera_core::model::Claims;
+
+/// The user (tessera-core's identity model, as the connector reported it), the client and the grant.
+/// The fork's template fields (`{{.UserID}}`, `{{.Email}}`, …) read the identity.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnrichmentContext {
-    pub user_id: String,
-    pub username: String,
-    pub preferred_username: String,
-    pub email: String,
-    pub email_verified: bool,
-    pub groups: Vec<String>,
+    pub identity: Claims,
     pub connector_id: String,
     pub client_id: String,
     pub scopes: Vec<String>,

@@ -102,21 +102,21 @@ impl Template {
 
     pub fn render(&self, context: &EnrichmentContext) -> Argument {
         if self.is_array() {
-            return Argument::TextArray(context.groups.clone());
+            return Argument::TextArray(context.identity.groups.clone());
         }
         let mut text = String::new();
         for part in &self.parts {
             match part {
                 Part::Literal(literal) => text.push_str(literal),
                 Part::Field(field) => text.push_str(&match field {
-                    Field::UserID => context.user_id.clone(),
-                    Field::Email => context.email.clone(),
-                    Field::Username => context.username.clone(),
-                    Field::PreferredUsername => context.preferred_username.clone(),
-                    Field::EmailVerified => context.email_verified.to_string(),
+                    Field::UserID => context.identity.user_id.clone(),
+                    Field::Email => context.identity.email.clone(),
+                    Field::Username => context.identity.username.clone(),
+                    Field::PreferredUsername => context.identity.preferred_username.clone(),
+                    Field::EmailVerified => context.identity.email_verified.to_string(),
                     Field::ConnectorID => context.connector_id.clone(),
                     Field::ClientID => context.client_id.clone(),
-                    Field::Groups => context.groups.join(","),
+                    Field::Groups => context.identity.groups.join(","),
                 }),
             }
         }
@@ -127,13 +127,17 @@ impl Template {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_core::model::Claims;
 
     fn context() -> EnrichmentContext {
         EnrichmentContext {
-            user_id: "u1".into(),
-            email: "' OR 1=1 --".into(),
-            groups: vec!["a".into(), "b".into()],
-            email_verified: true,
+            identity: Claims {
+                user_id: "u1".into(),
+                email: "' OR 1=1 --".into(),
+                groups: vec!["a".into(), "b".into()],
+                email_verified: true,
+                ..Claims::default()
+            },
             connector_id: "ldap".into(),
             client_id: "web".into(),
             ..EnrichmentContext::default()

@@ -3,6 +3,7 @@
 //! headers, so nobody can pose as the proxy there). Dex's keys and defaults.
 
 use std::collections::HashMap;
+use tessera_core::model::Claims;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -84,12 +85,14 @@ impl CallbackConnector for AuthProxy {
             groups.extend(header.split(separator).map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned));
         }
         Ok(Identity {
-            user_id: request.header(&config.user_id_header).unwrap_or(user).to_owned(),
-            username: user.to_owned(),
-            preferred_username: request.header(&config.user_name_header).unwrap_or_default().to_owned(),
-            email: request.header(&config.email_header).unwrap_or(user).to_owned(),
-            email_verified: true,
-            groups: if scopes.groups { groups } else { Vec::new() },
+            claims: Claims {
+                user_id: request.header(&config.user_id_header).unwrap_or(user).to_owned(),
+                username: user.to_owned(),
+                preferred_username: request.header(&config.user_name_header).unwrap_or_default().to_owned(),
+                email: request.header(&config.email_header).unwrap_or(user).to_owned(),
+                email_verified: true,
+                groups: if scopes.groups { groups } else { Vec::new() },
+            },
             connector_data: Vec::new(),
         })
     }

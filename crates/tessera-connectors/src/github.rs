@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tessera_core::model::Claims;
 
 use crate::oauth2_client::{OAuth2Client, failed, http_client};
 use crate::{CallbackConnector, CallbackRequest, ConnectorError, Identity, RefreshConnector, Scopes};
@@ -207,12 +208,14 @@ impl GithubConnector {
         let name = user.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()).unwrap_or(&login).to_owned();
         let groups = self.groups(token, scopes.groups).await?;
         Ok(Identity {
-            user_id: if self.config.use_login_as_id { login.clone() } else { id },
-            username: name,
-            preferred_username: login,
-            email: self.email(&user, token).await?,
-            email_verified: true,
-            groups: if scopes.groups { groups } else { Vec::new() },
+            claims: Claims {
+                user_id: if self.config.use_login_as_id { login.clone() } else { id },
+                username: name,
+                preferred_username: login,
+                email: self.email(&user, token).await?,
+                email_verified: true,
+                groups: if scopes.groups { groups } else { Vec::new() },
+            },
             connector_data: if scopes.offline_access {
                 serde_json::to_vec(&ConnectorData { access_token: token.to_owned() }).map_err(|e| failed(NAME, e))?
             } else {
@@ -250,7 +253,7 @@ impl RefreshConnector for GithubConnector {
         let data: ConnectorData = serde_json::from_slice(&identity.connector_data)
             .map_err(|_| ConnectorError::Revoked("no GitHub token".into()))?;
         let refreshed = self.identity(&data.access_token, Scopes { offline_access: true, ..scopes }).await?;
-        if refreshed.user_id != identity.user_id {
+        if refreshed.claims.user_id != identity.claims.user_id {
             return Err(ConnectorError::Revoked("GitHub returned another user".into()));
         }
         Ok(refreshed)

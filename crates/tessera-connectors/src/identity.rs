@@ -18,41 +18,18 @@ impl Scopes {
     }
 }
 
-/// A user as a connector vouches for them.
+/// A user as a connector vouches for them: the one identity model (tessera-core's `Claims`, as Dex
+/// stores it), and what the connector keeps to refresh it later.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {
-    pub user_id: String,
-    pub username: String,
-    pub preferred_username: String,
-    pub email: String,
-    pub email_verified: bool,
-    pub groups: Vec<String>,
+    pub claims: Claims,
     /// Opaque to everyone but the connector; never shown to clients.
     pub connector_data: Vec<u8>,
 }
 
 impl Identity {
-    pub fn claims(&self) -> Claims {
-        Claims {
-            user_id: self.user_id.clone(),
-            username: self.username.clone(),
-            preferred_username: self.preferred_username.clone(),
-            email: self.email.clone(),
-            email_verified: self.email_verified,
-            groups: self.groups.clone(),
-        }
-    }
-
-    pub fn from_claims(claims: &Claims, connector_data: Vec<u8>) -> Self {
-        Self {
-            user_id: claims.user_id.clone(),
-            username: claims.username.clone(),
-            preferred_username: claims.preferred_username.clone(),
-            email: claims.email.clone(),
-            email_verified: claims.email_verified,
-            groups: claims.groups.clone(),
-            connector_data,
-        }
+    pub fn new(claims: Claims, connector_data: Vec<u8>) -> Self {
+        Self { claims, connector_data }
     }
 }
 

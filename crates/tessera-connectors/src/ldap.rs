@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tessera_core::model::Claims;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -346,12 +347,14 @@ impl LdapConnector {
             Vec::new()
         };
         Ok(Identity {
-            user_id,
-            username: Self::attribute(entry, &search.name_attr),
-            preferred_username: Self::attribute(entry, &search.preferred_username_attr),
-            email,
-            email_verified: true,
-            groups,
+            claims: Claims {
+                user_id,
+                username: Self::attribute(entry, &search.name_attr),
+                preferred_username: Self::attribute(entry, &search.preferred_username_attr),
+                email,
+                email_verified: true,
+                groups,
+            },
             connector_data,
         })
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tessera_core::model::Password;
+use tessera_core::model::{Claims, Password};
 use tessera_core::password::check_bcrypt_hash;
 use tessera_storage::{Storage, StorageError};
 use tokio::sync::Semaphore;
@@ -24,13 +24,15 @@ impl LocalConnector {
 
     fn identity(password: &Password) -> Identity {
         Identity {
-            user_id: password.user_id.clone(),
-            // Dex: the display name if set, else the username.
-            username: if password.name.is_empty() { password.username.clone() } else { password.name.clone() },
-            preferred_username: password.preferred_username.clone(),
-            email: password.email.clone(),
-            email_verified: password.email_verified.unwrap_or(true),
-            groups: password.groups.clone(),
+            claims: Claims {
+                user_id: password.user_id.clone(),
+                // Dex: the display name if set, else the username.
+                username: if password.name.is_empty() { password.username.clone() } else { password.name.clone() },
+                preferred_username: password.preferred_username.clone(),
+                email: password.email.clone(),
+                email_verified: password.email_verified.unwrap_or(true),
+                groups: password.groups.clone(),
+            },
             connector_data: Vec::new(),
         }
     }
@@ -70,12 +72,12 @@ impl PasswordConnector for LocalConnector {
 impl RefreshConnector for LocalConnector {
     /// Re-reads the user: a deleted user, or one whose ID changed, can no longer refresh.
     async fn refresh(&self, _scopes: Scopes, identity: Identity) -> Result<Identity, ConnectorError> {
-        let stored = match self.storage.get_password(&identity.email).await {
+        let stored = match self.storage.get_password(&identity.claims.email).await {
             Ok(stored) => stored,
             Err(StorageError::NotFound) => return Err(ConnectorError::Revoked("the user no longer exists".into())),
             Err(err) => return Err(ConnectorError::Failed(err.to_string())),
         };
-        if stored.user_id != identity.user_id {
+        if stored.user_id != identity.claims.user_id {
             return Err(ConnectorError::Revoked("the user's ID changed".into()));
         }
         Ok(Identity { connector_data: identity.connector_data, ..Self::identity(&stored) })

@@ -2,6 +2,7 @@
 //! `mockPassword` (one configured username and password).
 
 use async_trait::async_trait;
+use tessera_core::model::Claims;
 
 use crate::{
     CallbackConnector, CallbackRequest, ConnectorError, Identity, PasswordConnector, RefreshConnector, Scopes,
@@ -11,12 +12,14 @@ use crate::{
 /// The identity Dex's mock connectors vouch for.
 pub fn kilgore_trout() -> Identity {
     Identity {
-        user_id: "0-385-28089-0".into(),
-        username: "Kilgore Trout".into(),
-        preferred_username: "kilgore".into(),
-        email: "kilgore@kilgore.trout".into(),
-        email_verified: true,
-        groups: vec!["authors".into()],
+        claims: Claims {
+            user_id: "0-385-28089-0".into(),
+            username: "Kilgore Trout".into(),
+            preferred_username: "kilgore".into(),
+            email: "kilgore@kilgore.trout".into(),
+            email_verified: true,
+            groups: vec!["authors".into()],
+        },
         connector_data: b"foobar".to_vec(),
     }
 }
@@ -40,7 +43,7 @@ impl CallbackConnector for MockCallback {
     ) -> Result<Identity, ConnectorError> {
         let mut identity = kilgore_trout();
         if !scopes.groups {
-            identity.groups.clear();
+            identity.claims.groups.clear();
         }
         Ok(identity)
     }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tessera_core::model::Claims;
 
 use crate::oauth2_client::{OAuth2Client, failed, http_client};
 use crate::{CallbackConnector, CallbackRequest, ConnectorError, Identity, RefreshConnector, Scopes};
@@ -137,12 +138,14 @@ impl OAuthConnector {
             Vec::new()
         };
         Ok(Identity {
-            user_id,
-            username: text(&claims, &mapping.user_name_key),
-            preferred_username: text(&claims, &mapping.preferred_username_key),
-            email: text(&claims, &mapping.email_key),
-            email_verified: claims.get(&mapping.email_verified_key).and_then(Value::as_bool).unwrap_or(false),
-            groups,
+            claims: Claims {
+                user_id,
+                username: text(&claims, &mapping.user_name_key),
+                preferred_username: text(&claims, &mapping.preferred_username_key),
+                email: text(&claims, &mapping.email_key),
+                email_verified: claims.get(&mapping.email_verified_key).and_then(Value::as_bool).unwrap_or(false),
+                groups,
+            },
             connector_data,
         })
     }
@@ -180,7 +183,7 @@ impl RefreshConnector for OAuthConnector {
         let refresh_token = if answer.refresh_token.is_empty() { data.refresh_token } else { answer.refresh_token };
         let refreshed =
             self.identity(&answer.access_token, &refresh_token, Scopes { offline_access: true, ..scopes }).await?;
-        if refreshed.user_id != identity.user_id {
+        if refreshed.claims.user_id != identity.claims.user_id {
             return Err(ConnectorError::Revoked("the upstream returned another user".into()));
         }
         Ok(refreshed)

@@ -5,6 +5,7 @@
 
 use std::sync::RwLock;
 use std::time::Duration;
+use tessera_core::model::Claims;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -499,12 +500,15 @@ pub fn map_claims(
         }
     }
     Ok(Identity {
-        user_id,
-        username,
-        preferred_username: mapped("preferred_username", &config.claim_mapping.preferred_username).unwrap_or_default(),
-        email: email.unwrap_or_default(),
-        email_verified,
-        groups: if scopes.groups { groups } else { Vec::new() },
+        claims: Claims {
+            user_id,
+            username,
+            preferred_username: mapped("preferred_username", &config.claim_mapping.preferred_username)
+                .unwrap_or_default(),
+            email: email.unwrap_or_default(),
+            email_verified,
+            groups: if scopes.groups { groups } else { Vec::new() },
+        },
         connector_data: Vec::new(),
     })
 }
@@ -601,7 +605,7 @@ impl RefreshConnector for OidcConnector {
         let refreshed = self
             .identity(claims, &answer.access_token, Scopes { offline_access: true, ..scopes }, &refresh_token)
             .await?;
-        if refreshed.user_id != identity.user_id {
+        if refreshed.claims.user_id != identity.claims.user_id {
             return Err(ConnectorError::Revoked("the upstream returned another user".into()));
         }
         Ok(refreshed)
@@ -699,13 +703,13 @@ mod tests {
         let all = Scopes { offline_access: false, groups: true };
         let identity = map_claims(&config(json!({})), &object(claims()), all).unwrap();
         assert_eq!(
-            (identity.user_id.as_str(), identity.username.as_str(), identity.email.as_str()),
+            (identity.claims.user_id.as_str(), identity.claims.username.as_str(), identity.claims.email.as_str()),
             ("u1", "Ann", "ann@up.example")
         );
-        assert!(identity.groups.is_empty(), "groups only with insecureEnableGroups");
+        assert!(identity.claims.groups.is_empty(), "groups only with insecureEnableGroups");
 
         let grouped = config(json!({"insecureEnableGroups": true, "allowedGroups": ["b", "c"]}));
-        assert_eq!(map_claims(&grouped, &object(claims()), all).unwrap().groups, vec!["b"]);
+        assert_eq!(map_claims(&grouped, &object(claims()), all).unwrap().claims.groups, vec!["b"]);
         let strict = config(json!({"insecureEnableGroups": true, "allowedGroups": ["admins"]}));
         assert!(matches!(map_claims(&strict, &object(claims()), all), Err(ConnectorError::NotInRequiredGroups)));
 
@@ -715,6 +719,7 @@ mod tests {
         assert!(
             map_claims(&config(json!({"insecureSkipEmailVerified": true})), &object(unverified), all)
                 .unwrap()
+                .claims
                 .email_verified
         );
 
@@ -722,7 +727,7 @@ mod tests {
         let custom = json!({"sub": "u1", "login": "ann", "mail": "ann@corp", "email_verified": true});
         let identity = map_claims(&mapped, &object(custom), all).unwrap();
         assert_eq!(
-            (identity.user_id.as_str(), identity.username.as_str(), identity.email.as_str()),
+            (identity.claims.user_id.as_str(), identity.claims.username.as_str(), identity.claims.email.as_str()),
             ("ann@corp", "ann", "ann@corp")
         );
         let modified = config(json!({"insecureEnableGroups": true, "claimModifications": {
@@ -734,7 +739,7 @@ mod tests {
         with_colon["groups"] = json!(["a", "b", "c"]);
         with_colon["name"] = json!("Ann:Admin");
         assert_eq!(
-            map_claims(&modified, &object(with_colon), all).unwrap().groups,
+            map_claims(&modified, &object(with_colon), all).unwrap().claims.groups,
             vec!["up-a-team", "up-b-team", "user:u1:AnnAdmin"]
         );
         assert!(OidcConfig::default().claim_modifications.new_group_from_claims.is_empty());

@@ -49,12 +49,7 @@ pub fn context(
     grant_type: &str,
 ) -> EnrichmentContext {
     EnrichmentContext {
-        user_id: claims.user_id.clone(),
-        username: claims.username.clone(),
-        preferred_username: claims.preferred_username.clone(),
-        email: claims.email.clone(),
-        email_verified: claims.email_verified,
-        groups: claims.groups.clone(),
+        identity: claims.clone(),
         connector_id: connector_id.to_owned(),
         client_id: client_id.to_owned(),
         scopes: scopes.to_vec(),

@@ -48,12 +48,13 @@ fn rand_suffix() -> String {
 }
 
 fn user(user_id: &str, email: &str) -> EnrichmentContext {
-    EnrichmentContext {
+    let identity = tessera_core::model::Claims {
         user_id: user_id.into(),
         email: email.into(),
         groups: vec!["admins".into(), "devs".into()],
-        ..EnrichmentContext::default()
-    }
+        ..Default::default()
+    };
+    EnrichmentContext { identity, ..EnrichmentContext::default() }
 }
 
 fn settings(uri: &str, query: &str, args: &[&str]) -> PostgresSettings {
@@ -170,7 +171,7 @@ async fn parameters_bind_by_their_type() {
     .await
     .unwrap();
     let mut context = user("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "x");
-    context.email_verified = true;
+    context.identity.email_verified = true;
     assert_eq!(claims(&enricher, &context).await, json!({"seats": 25, "is_admin": true}));
     let mut out = Map::new();
     let err = enricher.enrich(&user("not-a-uuid", "x"), &mut out).await.unwrap_err();

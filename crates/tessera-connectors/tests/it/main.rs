@@ -68,14 +68,14 @@ async fn a_user_logs_in_with_groups() {
     let ldap = LdapConnector::open(&config(&host, json!({}))).unwrap();
     let jane = ldap.login(ALL, "jane", "foo").await.unwrap().expect("jane's password is foo");
     assert_eq!(
-        (jane.user_id.as_str(), jane.username.as_str(), jane.preferred_username.as_str()),
+        (jane.claims.user_id.as_str(), jane.claims.username.as_str(), jane.claims.preferred_username.as_str()),
         ("jane", "Jane Doe", "jdoe")
     );
-    assert_eq!(jane.email, "jane@example.org");
-    assert!(jane.email_verified);
-    assert_eq!(jane.groups, vec!["admins", "developers"]);
+    assert_eq!(jane.claims.email, "jane@example.org");
+    assert!(jane.claims.email_verified);
+    assert_eq!(jane.claims.groups, vec!["admins", "developers"]);
     let john = ldap.login(Scopes::default(), "john", "bar").await.unwrap().unwrap();
-    assert!(john.groups.is_empty(), "groups only with the groups scope");
+    assert!(john.claims.groups.is_empty(), "groups only with the groups scope");
     assert!(john.connector_data.is_empty(), "refresh data only with offline_access");
     assert_eq!(ldap.prompt(), "Username");
 }
@@ -105,8 +105,8 @@ async fn several_username_attributes_nested_groups_and_a_service_account() {
     let ldap = LdapConnector::open(&config(&host, extra)).unwrap();
     assert_eq!(ldap.prompt(), "Email or username");
     let john = ldap.login(ALL, "john@example.org", "bar").await.unwrap().expect("found by mail");
-    assert_eq!(john.user_id, "john");
-    assert_eq!(john.groups, vec!["developers", "staff"], "staff holds developers");
+    assert_eq!(john.claims.user_id, "john");
+    assert_eq!(john.claims.groups, vec!["developers", "staff"], "staff holds developers");
 
     let wrong_service =
         LdapConnector::open(&config(&host, json!({"bindDN": "cn=admin,dc=example,dc=org", "bindPW": "nope"}))).unwrap();
@@ -164,7 +164,7 @@ async fn refresh_finds_the_user_again_and_notices_they_left() {
         .success()
         .unwrap();
     let refreshed = ldap.refresh(ALL, identity.clone()).await.unwrap();
-    assert_eq!(refreshed.username, "Renamed User", "the directory's current values");
+    assert_eq!(refreshed.claims.username, "Renamed User", "the directory's current values");
 
     admin.delete(&dn).await.unwrap().success().unwrap();
     assert!(matches!(ldap.refresh(ALL, identity).await, Err(ConnectorError::Revoked(_))));

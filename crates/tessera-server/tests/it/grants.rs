@@ -319,11 +319,12 @@ impl tessera_connectors::TokenIdentityConnector for OneTokenUpstream {
         if token != "genuine-upstream-token" {
             return Err(tessera_connectors::ConnectorError::Failed("signature does not verify".into()));
         }
-        Ok(tessera_connectors::Identity {
+        let claims = tessera_core::model::Claims {
             user_id: "u-up".into(),
             email: "up@example.org".into(),
             ..Default::default()
-        })
+        };
+        Ok(tessera_connectors::Identity::new(claims, Vec::new()))
     }
 }
 

@@ -14,7 +14,7 @@ use crate::AppState;
 
 pub async fn finalize_login(state: &AppState, request: AuthRequest, identity: Identity) -> Response {
     let now = state.clock.now();
-    let claims = identity.claims();
+    let claims = identity.claims.clone();
     let updated = state
         .storage
         .update::<AuthRequest, _, StorageError>(&request.id, |mut stored| {
@@ -34,7 +34,7 @@ pub async fn finalize_login(state: &AppState, request: AuthRequest, identity: Id
         && refreshable
         && let Err(err) = state
             .refresh_tokens
-            .remember_upstream_data(&identity.user_id, &request.connector_id, &identity.connector_data)
+            .remember_upstream_data(&identity.claims.user_id, &request.connector_id, &identity.connector_data)
             .await
     {
         return internal_page(state, &err);

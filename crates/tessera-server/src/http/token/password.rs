@@ -67,7 +67,7 @@ impl Grant for PasswordGrant<'_> {
             }
         };
         Ok(Subject {
-            claims: identity.claims(),
+            claims: identity.claims.clone(),
             nonce: self.form.get("nonce").to_owned(),
             auth_time: None,
             with_id_token: true,

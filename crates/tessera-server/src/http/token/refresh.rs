@@ -96,7 +96,7 @@ impl Grant for RefreshGrant<'_> {
             let connector = connector.ok_or_else(claimed)?;
             let identity = refresh_identity(connector, &read.stored).await?;
             // Dex overwrites every claim but the user ID on refresh.
-            read.claims = Claims { user_id: read.claims.user_id.clone(), ..identity.claims() };
+            read.claims = Claims { user_id: read.claims.user_id.clone(), ..identity.claims.clone() };
             read.refreshed = Some(identity);
         }
         let token = read.stored.token();
@@ -153,10 +153,10 @@ async fn refresh_identity(connector: &OpenedConnector, stored: &StoredRefresh) -
     let token = stored.token();
     let data = stored.upstream_data().to_vec();
     let Some(refresher) = &connector.refresh else {
-        return Ok(Identity::from_claims(&token.claims, data));
+        return Ok(Identity::new(token.claims.clone(), data));
     };
     let scopes = Scopes::from_requested(&token.scopes);
-    match refresher.refresh(scopes, Identity::from_claims(&token.claims, data)).await {
+    match refresher.refresh(scopes, Identity::new(token.claims.clone(), data)).await {
         Ok(identity) => Ok(identity),
         Err(ConnectorError::Revoked(reason)) => {
             tracing::info!(connector = %token.connector_id, %reason, "refresh refused by the connector");

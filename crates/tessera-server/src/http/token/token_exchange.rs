@@ -68,7 +68,7 @@ impl Grant for TokenExchangeGrant<'_> {
             OAuthError::new(ErrorCode::AccessDenied, "Unable to verify the subject token.").with_status(401)
         })?;
         Ok(Subject {
-            claims: identity.claims(),
+            claims: identity.claims.clone(),
             nonce: String::new(),
             auth_time: None,
             with_id_token: self.requested_type == ID_TOKEN_TYPE,
