@@ -11,6 +11,7 @@ pub mod device;
 pub mod error;
 pub mod grant;
 pub mod id;
+pub mod lifetimes;
 pub mod model;
 pub mod password;
 pub mod pkce;

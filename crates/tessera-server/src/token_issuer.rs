@@ -114,8 +114,7 @@ impl TokenIssuer {
         storage: Storage,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        // Only a lifetime of billions of years does not fit; a century is as good.
-        let lifetime = time::Duration::try_from(lifetime).unwrap_or(time::Duration::days(36_500));
+        let lifetime = tessera_core::lifetimes::as_time(lifetime);
         Self { issuer, lifetime, signer, claims, storage, clock }
     }
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use tessera_core::lifetimes;
 use tessera_core::model::{Client, Connector, Password};
 use tessera_storage::StorageSettings;
 use url::Url;
@@ -166,9 +167,9 @@ impl Default for Expiry {
     fn default() -> Self {
         Self {
             signing_keys: None,
-            id_tokens: Duration::from_secs(24 * 3600),
-            auth_requests: Duration::from_secs(24 * 3600),
-            device_requests: Duration::from_secs(5 * 60),
+            id_tokens: lifetimes::ID_TOKENS,
+            auth_requests: lifetimes::AUTH_REQUESTS,
+            device_requests: lifetimes::DEVICE_REQUESTS,
             refresh_tokens: RefreshTokenExpiry::default(),
         }
     }
@@ -210,7 +211,7 @@ pub struct Signer {
 
 impl Default for Signer {
     fn default() -> Self {
-        Self { keys_rotation_period: Duration::from_secs(6 * 3600), algorithm: SigningAlgorithm::RS256 }
+        Self { keys_rotation_period: lifetimes::KEYS_ROTATION_PERIOD, algorithm: SigningAlgorithm::RS256 }
     }
 }
 

@@ -17,7 +17,7 @@ use tessera_core::error::OAuthError;
 use tessera_core::id::{new_device_code, new_user_code};
 use tessera_core::model::{AuthCode, Client, DeviceRequest, DeviceToken, Pkce};
 use tessera_core::scope;
-use tessera_storage::StorageError;
+use tessera_storage::{Optional, StorageError};
 
 use super::authflow::request::DEVICE_CALLBACK_PATH;
 use super::authflow::{internal_page, local_path, redirect};
@@ -54,7 +54,7 @@ async fn start(State(state): State<AppState>, method: Method, body: Bytes) -> Re
         scopes.push(scope::OPENID.to_owned());
     }
     let now = state.clock.now();
-    let lifetime = time::Duration::try_from(state.config.expiry.device_requests).unwrap_or(time::Duration::minutes(5));
+    let lifetime = tessera_core::lifetimes::as_time(state.config.expiry.device_requests);
     let challenge = field("code_challenge");
     let pkce = if challenge.is_empty() {
         Pkce::default()
@@ -129,11 +129,9 @@ async fn code_page(State(state): State<AppState>, Query(query): Query<UserCode>)
 /// The user typed a code: into the normal login for the device's client, ending at our callback.
 async fn verify_code(State(state): State<AppState>, Form(form): Form<UserCode>) -> Response {
     let user_code = form.user_code.trim().to_uppercase();
-    let request = match state.storage.get::<DeviceRequest>(&user_code).await {
-        Ok(request) if request.expiry >= state.clock.now() => request,
-        Ok(_) | Err(StorageError::NotFound) => {
-            return render_code_page(&state, StatusCode::BAD_REQUEST, &form.user_code);
-        }
+    let request = match state.storage.get::<DeviceRequest>(&user_code).await.optional() {
+        Ok(Some(request)) if request.expiry >= state.clock.now() => request,
+        Ok(_) => return render_code_page(&state, StatusCode::BAD_REQUEST, &form.user_code),
         Err(err) => return internal_page(&state, &err),
     };
     // The secret stays on the server; only the client ID travels through the browser.
@@ -160,46 +158,50 @@ struct Callback {
 
 /// The login finished: redeem the code for the device, store its tokens once, tell the user.
 async fn callback(State(state): State<AppState>, Query(query): Query<Callback>) -> Response {
+    complete_for_device(&state, &query).await.unwrap_or_else(|error| error.into_page(&state.pages))
+}
+
+async fn complete_for_device(state: &AppState, query: &Callback) -> Result<Response, EndpointError> {
     let now = state.clock.now();
-    let page = |status, message: &str| state.pages.error(status, message);
-    let request = match state.storage.get::<DeviceRequest>(&query.state).await {
-        Ok(request) if request.expiry >= now => request,
-        Ok(_) | Err(StorageError::NotFound) => {
-            return page(StatusCode::BAD_REQUEST, "Invalid or expired device request.");
-        }
-        Err(err) => return internal_page(&state, &err),
-    };
-    let code = match state.storage.get::<AuthCode>(&query.code).await {
-        Ok(code)
-            if code.expiry >= now
+    let invalid_request = || EndpointError::page(StatusCode::BAD_REQUEST, "Invalid or expired device request.");
+    let request = state
+        .storage
+        .get::<DeviceRequest>(&query.state)
+        .await
+        .optional()?
+        .filter(|request| request.expiry >= now)
+        .ok_or_else(invalid_request)?;
+    let code = state
+        .storage
+        .get::<AuthCode>(&query.code)
+        .await
+        .optional()?
+        .filter(|code| {
+            code.expiry >= now
                 && code.client_id == request.client_id
-                && code.redirect_uri.ends_with(DEVICE_CALLBACK_PATH) =>
-        {
-            code
-        }
-        Ok(_) | Err(StorageError::NotFound) => return page(StatusCode::BAD_REQUEST, "Invalid or expired code."),
-        Err(err) => return internal_page(&state, &err),
-    };
-    let client = match state.storage.get::<Client>(&request.client_id).await {
-        Ok(client) => client,
-        Err(StorageError::NotFound) => return page(StatusCode::BAD_REQUEST, "Invalid client."),
-        Err(err) => return internal_page(&state, &err),
-    };
+                && code.redirect_uri.ends_with(DEVICE_CALLBACK_PATH)
+        })
+        .ok_or_else(|| EndpointError::page(StatusCode::BAD_REQUEST, "Invalid or expired code."))?;
+    let client = state
+        .storage
+        .get::<Client>(&request.client_id)
+        .await
+        .optional()?
+        .ok_or_else(|| EndpointError::page(StatusCode::BAD_REQUEST, "Invalid client."))?;
     // The device proves it is the client that started the flow with the secret it gave then.
     if !bool::from(client.secret.as_bytes().ct_eq(request.client_secret.as_bytes())) {
-        return page(StatusCode::UNAUTHORIZED, "Invalid client credentials.");
+        return Err(EndpointError::page(StatusCode::UNAUTHORIZED, "Invalid client credentials."));
     }
-    let tokens = match complete(&state, &client, CodeGrant::new(&code.id, &code.redirect_uri, None)).await {
+    let tokens = match complete(state, &client, CodeGrant::new(&code.id, &code.redirect_uri, None)).await {
         Ok(tokens) => tokens,
         Err(error) => {
             let error = error.into_oauth();
             let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
-            return page(status, "The login could not be completed for the device. Start again on the device.");
+            let message = "The login could not be completed for the device. Start again on the device.";
+            return Err(EndpointError::page(status, message));
         }
     };
-    let Ok(body) = serde_json::to_string(&tokens) else {
-        return page(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error.");
-    };
+    let body = serde_json::to_string(&tokens)?;
     let completed = state
         .storage
         .update::<DeviceToken, _, StorageError>(&request.device_code, |mut token| {
@@ -214,10 +216,12 @@ async fn callback(State(state): State<AppState>, Query(query): Query<Callback>) 
     match completed {
         Ok(_) => {
             let name = if client.name.is_empty() { client.id } else { client.name };
-            state.pages.render(StatusCode::OK, "device_success.html", context! { client => name })
+            Ok(state.pages.render(StatusCode::OK, "device_success.html", context! { client => name }))
         }
-        Err(StorageError::AlreadyExists) => page(StatusCode::BAD_REQUEST, "This device has already been logged in."),
-        Err(StorageError::NotFound) => page(StatusCode::BAD_REQUEST, "Invalid or expired device request."),
-        Err(err) => internal_page(&state, &err),
+        Err(StorageError::AlreadyExists) => {
+            Err(EndpointError::page(StatusCode::BAD_REQUEST, "This device has already been logged in."))
+        }
+        Err(StorageError::NotFound) => Err(invalid_request()),
+        Err(err) => Err(err.into()),
     }
 }

@@ -47,14 +47,22 @@ impl EndpointError {
         oauth_json(&self.into_oauth())
     }
 
-    /// An error page (a login step, the device pages): the description, or a generic text for a 500.
-    pub fn into_page(self, pages: &Pages, status: StatusCode) -> Response {
+    /// An error page (a login step, the device pages) with the error's status: its description, or
+    /// a generic text for a 500.
+    pub fn into_page(self, pages: &Pages) -> Response {
         match self.into_oauth() {
             error if error.code == ErrorCode::ServerError => {
                 pages.error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error.")
             }
-            error => pages.error(status, &error.description),
+            error => {
+                pages.error(StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST), &error.description)
+            }
         }
+    }
+
+    /// A refusal shown as a page: `status` with `message`.
+    pub fn page(status: StatusCode, message: impl Into<String>) -> Self {
+        EndpointError::Protocol(OAuthError::invalid_request(message).with_status(status.as_u16()))
     }
 }
 

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::AppState;
 
@@ -19,7 +20,7 @@ pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<tokio::ta
     let health_state = state.clone();
     let keys_state = state.clone();
     vec![
-        tokio::spawn(every(crate::signer::ROTATION_CHECK_INTERVAL, shutdown.clone(), move || {
+        tokio::spawn(every("key-rotation", crate::signer::ROTATION_CHECK_INTERVAL, shutdown.clone(), move || {
             let state = keys_state.clone();
             async move {
                 if let Err(err) = state.signer.rotate_and_load().await {
@@ -27,11 +28,11 @@ pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<tokio::ta
                 }
             }
         })),
-        tokio::spawn(every(GC_INTERVAL, shutdown.clone(), move || {
+        tokio::spawn(every("garbage-collection", GC_INTERVAL, shutdown.clone(), move || {
             let state = gc_state.clone();
             async move { collect_garbage(&state).await }
         })),
-        tokio::spawn(every(HEALTH_INTERVAL, shutdown, move || {
+        tokio::spawn(every("health-check", HEALTH_INTERVAL, shutdown, move || {
             let state = health_state.clone();
             async move {
                 let _ = state.health.check(&state.storage, state.clock.now()).await;
@@ -40,8 +41,9 @@ pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<tokio::ta
     ]
 }
 
-/// Runs `work` now and then at each `interval`, until shutdown.
-async fn every<F, Fut>(interval: Duration, mut shutdown: watch::Receiver<bool>, mut work: F)
+/// Runs `work` now and then at each `interval`, until shutdown; its log lines carry a `task` span
+/// with `name`, as a request's carry its request ID.
+async fn every<F, Fut>(name: &'static str, interval: Duration, mut shutdown: watch::Receiver<bool>, mut work: F)
 where
     F: FnMut() -> Fut + Send,
     Fut: std::future::Future<Output = ()> + Send,
@@ -50,7 +52,7 @@ where
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ticker.tick() => work().await,
+            _ = ticker.tick() => work().instrument(tracing::info_span!("task", name)).await,
             () = stopped(&mut shutdown) => return,
         }
     }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tessera_core::error::{ErrorCode, OAuthError};
 use tessera_core::grant;
 use tessera_core::model::{AuthRequest, Client};
-use tessera_storage::StorageError;
+use tessera_storage::Optional;
 
 use super::params::Params;
 use super::request::DEVICE_CALLBACK_PATH;
@@ -52,11 +52,9 @@ struct ConnectorLink {
 }
 
 async fn choose_connector(state: &AppState, params: &Params) -> Response {
-    let client = match state.storage.get::<Client>(params.get("client_id")).await {
-        Ok(client) => client,
-        Err(StorageError::NotFound) => {
-            return state.pages.error(StatusCode::BAD_REQUEST, "Invalid client_id provided.");
-        }
+    let client = match state.storage.get::<Client>(params.get("client_id")).await.optional() {
+        Ok(Some(client)) => client,
+        Ok(None) => return state.pages.error(StatusCode::BAD_REQUEST, "Invalid client_id provided."),
         Err(err) => return internal_page(state, &err),
     };
     let grant = flow_grant(params);

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tessera_core::error::OAuthError;
 use tessera_core::model::AuthRequest;
-use tessera_storage::StorageError;
+use tessera_storage::Optional;
 
 use crate::AppState;
 use crate::http::error::EndpointError;
@@ -98,12 +98,12 @@ impl RequestError {
 
 /// The auth request a step names, or the page to show when it is gone or expired.
 pub(crate) async fn load_auth_request(state: &AppState, id: &str) -> Result<AuthRequest, Response> {
-    match state.storage.get::<AuthRequest>(id).await {
-        Ok(request) if request.expiry < state.clock.now() => {
+    match state.storage.get::<AuthRequest>(id).await.optional() {
+        Ok(Some(request)) if request.expiry < state.clock.now() => {
             Err(state.pages.error(StatusCode::BAD_REQUEST, "User session has expired."))
         }
-        Ok(request) => Ok(request),
-        Err(StorageError::NotFound) => Err(state
+        Ok(Some(request)) => Ok(request),
+        Ok(None) => Err(state
             .pages
             .error(StatusCode::BAD_REQUEST, "Login session expired or invalid: start again from the application.")),
         Err(err) => Err(internal_page(state, &err)),
@@ -112,7 +112,7 @@ pub(crate) async fn load_auth_request(state: &AppState, id: &str) -> Result<Auth
 
 /// A generic 500 page; what went wrong goes to the log only.
 pub(crate) fn internal_page(state: &AppState, err: &dyn std::fmt::Display) -> Response {
-    EndpointError::internal("login flow failed", err).into_page(&state.pages, StatusCode::INTERNAL_SERVER_ERROR)
+    EndpointError::internal("login flow failed", err).into_page(&state.pages)
 }
 
 /// `{issuer path}{suffix}`: links between our own pages.

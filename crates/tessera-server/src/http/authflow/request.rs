@@ -7,7 +7,7 @@ use tessera_core::authorize;
 use tessera_core::error::OAuthError;
 use tessera_core::model::{Client, Pkce};
 use tessera_core::scope;
-use tessera_storage::StorageError;
+use tessera_storage::Optional;
 
 use super::params::Params;
 use crate::AppState;
@@ -50,9 +50,9 @@ pub enum RequestError {
 pub async fn parse(state: &AppState, params: &Params) -> Result<ValidRequest, RequestError> {
     let client_id = params.get("client_id");
     let redirect_uri = params.get("redirect_uri").to_owned();
-    let client = match state.storage.get::<Client>(client_id).await {
-        Ok(client) => client,
-        Err(StorageError::NotFound) => {
+    let client = match state.storage.get::<Client>(client_id).await.optional() {
+        Ok(Some(client)) => client,
+        Ok(None) => {
             return Err(RequestError::Page(StatusCode::NOT_FOUND, format!("Invalid client_id ({client_id:?}).")));
         }
         Err(err) => {

@@ -7,8 +7,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::context;
 use tessera_core::id::new_id;
+use tessera_core::lifetimes;
 use tessera_core::model::{AuthCode, AuthRequest};
-use tessera_storage::StorageError;
+use tessera_storage::Optional;
 
 use super::request::OOB_REDIRECT_URI;
 use super::{internal_page, redirect, redirect_error, with_parameters};
@@ -16,16 +17,11 @@ use crate::AppState;
 use crate::http::error::EndpointError;
 use crate::token_issuer::MintRequest;
 
-/// Codes live 30 minutes, as in Dex (not configurable there either).
-pub const AUTH_CODE_LIFETIME: time::Duration = time::Duration::minutes(30);
-
 pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
     // Deleting is the single-use gate: a replayed step finds nothing to issue.
-    match state.storage.delete::<AuthRequest>(&request.id).await {
-        Ok(()) => {}
-        Err(StorageError::NotFound) => {
-            return state.pages.error(StatusCode::BAD_REQUEST, "Login session expired or already used.");
-        }
+    match state.storage.delete::<AuthRequest>(&request.id).await.optional() {
+        Ok(Some(())) => {}
+        Ok(None) => return state.pages.error(StatusCode::BAD_REQUEST, "Login session expired or already used."),
         Err(err) => return internal_page(state, &err),
     }
     let wants = |t: &str| request.response_types.iter().any(|r| r == t);
@@ -39,7 +35,7 @@ pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
             connector_id: request.connector_id.clone(),
             connector_data: request.connector_data.clone(),
             claims: request.claims.clone(),
-            expiry: state.clock.now() + AUTH_CODE_LIFETIME,
+            expiry: state.clock.now() + lifetimes::as_time(lifetimes::AUTH_CODE),
             auth_time: request.auth_time,
             pkce: request.pkce.clone(),
         };
