@@ -9,7 +9,7 @@ use serde_json::Map;
 use sqlx::{ConnectOptions, Connection, Executor};
 use tessera_claims::reserved::Guard;
 use tessera_claims::{
-    Chain, ClaimsEnricher, EnrichmentContext, Link, PostgresEnricher, PostgresSettings, StaticEnricher,
+    Chain, ClaimsEnricher, EnrichmentContext, Link, PostgresEnricher, PostgresEnricherSettings, StaticEnricher,
 };
 
 const CALLS: usize = 5000;
@@ -62,7 +62,7 @@ async fn main() {
     let statik: Arc<dyn ClaimsEnricher> = Arc::new(
         StaticEnricher::from_json(r#"{"policy": {"pgrole": "authn"}, "tier": 3}"#, &Guard::default()).unwrap(),
     );
-    let settings = PostgresSettings::new(
+    let settings = PostgresEnricherSettings::new(
         format!("{url}?sslmode=disable"),
         "SELECT role, org, plan FROM users WHERE user_id = $1 AND email = $2 LIMIT 1",
         vec!["{{.UserID}}".into(), "{{.Email}}".into()],

@@ -14,7 +14,7 @@ pub mod template;
 
 pub use chain::{Chain, ChainError, Destinations, Enriched, Link};
 pub use context::EnrichmentContext;
-pub use postgres::{OnEmpty, PostgresEnricher, PostgresSettings};
+pub use postgres::{OnEmpty, PostgresEnricher, PostgresEnricherSettings};
 pub use static_claims::StaticEnricher;
 
 use async_trait::async_trait;

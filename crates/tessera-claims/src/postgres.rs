@@ -48,7 +48,7 @@ pub enum OnEmpty {
 }
 
 #[derive(Debug, Clone)]
-pub struct PostgresSettings {
+pub struct PostgresEnricherSettings {
     /// A libpq URI (`sslmode` honoured).
     pub uri: String,
     pub query: String,
@@ -60,7 +60,7 @@ pub struct PostgresSettings {
     pub max_connections: u32,
 }
 
-impl PostgresSettings {
+impl PostgresEnricherSettings {
     pub fn new(uri: impl Into<String>, query: impl Into<String>, args: Vec<String>) -> Self {
         Self {
             uri: uri.into(),
@@ -234,7 +234,7 @@ async fn prepare(pool: &Pool<PgConnection>, sql: &str) -> Result<PgStatement, Se
 
 impl PostgresEnricher {
     /// Connects, prepares and checks the query; every mistake is reported here, not at the first login.
-    pub async fn connect(settings: &PostgresSettings, guard: &Guard) -> Result<Self, SetupError> {
+    pub async fn connect(settings: &PostgresEnricherSettings, guard: &Guard) -> Result<Self, SetupError> {
         let templates = settings.args.iter().map(|a| Template::compile(a)).collect::<Result<Vec<_>, _>>()?;
         let timeout_ms = settings.statement_timeout.as_millis().max(1).to_string();
         let options = PgConnectOptions::from_str(&settings.uri)

@@ -6,12 +6,12 @@
 pub mod config;
 pub mod connectors;
 pub mod custom_claims;
-pub mod health;
 pub mod http;
 pub mod refresh_tokens;
 pub mod server;
 pub mod signer;
 pub mod state;
+pub mod storage_health;
 pub mod tasks;
 pub mod token_issuer;
 pub mod web;

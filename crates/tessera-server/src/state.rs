@@ -7,9 +7,9 @@ use tessera_storage::Storage;
 
 use crate::config::Config;
 use crate::connectors::Connectors;
-use crate::health::Health;
 use crate::refresh_tokens::RefreshTokens;
 use crate::signer::Signer;
+use crate::storage_health::Health;
 use crate::token_issuer::TokenIssuer;
 use crate::web::Pages;
 

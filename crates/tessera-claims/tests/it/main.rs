@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor};
 use tessera_claims::reserved::Guard;
-use tessera_claims::{ClaimsEnricher, EnrichmentContext, OnEmpty, PostgresEnricher, PostgresSettings};
+use tessera_claims::{ClaimsEnricher, EnrichmentContext, OnEmpty, PostgresEnricher, PostgresEnricherSettings};
 
 /// A fresh database seeded with the seed document's `users` table; its URI.
 async fn database() -> Option<(PgConnectOptions, String, String)> {
@@ -57,8 +57,8 @@ fn user(user_id: &str, email: &str) -> EnrichmentContext {
     EnrichmentContext { identity, ..EnrichmentContext::default() }
 }
 
-fn settings(uri: &str, query: &str, args: &[&str]) -> PostgresSettings {
-    PostgresSettings::new(uri, query, args.iter().map(|a| (*a).to_owned()).collect())
+fn settings(uri: &str, query: &str, args: &[&str]) -> PostgresEnricherSettings {
+    PostgresEnricherSettings::new(uri, query, args.iter().map(|a| (*a).to_owned()).collect())
 }
 
 async fn claims(enricher: &PostgresEnricher, context: &EnrichmentContext) -> Value {

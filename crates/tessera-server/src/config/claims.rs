@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tessera_claims::reserved::Guard;
 use tessera_claims::template::Template;
-use tessera_claims::{Destinations, OnEmpty, PostgresSettings, StaticEnricher};
+use tessera_claims::{Destinations, OnEmpty, PostgresEnricherSettings, StaticEnricher};
 
 use super::diagnostics::Diagnostics;
 use super::env::Env;
@@ -86,7 +86,7 @@ fn enricher(m: &mut Map, d: &mut Diagnostics, env: &Env) -> Option<EnricherConfi
                 }
             }
             // Every key is read (and checked) before giving up on a missing one.
-            let mut settings = PostgresSettings::new(String::new(), String::new(), args);
+            let mut settings = PostgresEnricherSettings::new(String::new(), String::new(), args);
             settings.on_empty = match m.string(d, "onEmpty").as_deref() {
                 None | Some("ignore") => OnEmpty::Ignore,
                 Some("error") => OnEmpty::Error,
@@ -194,7 +194,7 @@ fn from_environment(d: &mut Diagnostics, env: &Env) -> Vec<EnricherConfig> {
             }
             enrichers.push(EnricherConfig {
                 name: "env-postgres".into(),
-                source: EnricherSource::Postgres(PostgresSettings::new(uri, query, args)),
+                source: EnricherSource::Postgres(PostgresEnricherSettings::new(uri, query, args)),
                 destinations: Destinations::default(),
                 guard: Guard::default(),
                 grant_types: Vec::new(),

@@ -48,7 +48,7 @@ pub struct EnricherConfig {
 pub enum EnricherSource {
     /// A JSON object (already checked).
     Static(serde_json::Value),
-    Postgres(tessera_claims::PostgresSettings),
+    Postgres(tessera_claims::PostgresEnricherSettings),
 }
 
 impl Config {
