@@ -182,10 +182,8 @@ impl RefreshTokens {
         match (upstream_data, read.sessions) {
             (Some(data), Some(sessions)) => {
                 let record = |token: &RefreshToken, sessions| Ok(session_after_use(sessions, token, data));
-                let (stored, session_written) = self
-                    .storage
-                    .update_read_then::<_, _, _, _, UseError, StorageError>(read.token, apply, sessions, record)
-                    .await?;
+                let (stored, session_written) =
+                    self.storage.update_refresh_and_session(read.token, apply, sessions, record).await?;
                 // A session deleted meanwhile (the user's sessions revoked) has nothing to record.
                 session_written.optional()?;
                 Ok(stored)

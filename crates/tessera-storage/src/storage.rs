@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_core::model::{AuthCode, AuthRequest, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password};
+use tessera_core::model::{
+    AuthCode, AuthRequest, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password, RefreshToken,
+};
 use time::OffsetDateTime;
 
 use crate::entity::{KEYS_KEY, offline_sessions_key};
@@ -268,6 +270,23 @@ impl Storage {
         Er: From<StorageError> + Send,
     {
         self.update(&offline_sessions_key(user_id, conn_id), updater).await
+    }
+
+    /// A refresh token's use and its offline session's record of that use, each written against
+    /// the read the grant made ([`Storage::update_read_then`] for these two types): the session only
+    /// once the token is written, in one round trip where nobody wrote either since. The session's
+    /// outcome comes back beside the token's new value (`NotFound`: the session was deleted meanwhile).
+    pub async fn update_refresh_and_session<Er>(
+        &self,
+        token: Versioned<RefreshToken>,
+        use_token: impl FnMut(RefreshToken) -> Result<RefreshToken, Er> + Send,
+        sessions: Versioned<OfflineSessions>,
+        record_use: impl FnMut(&RefreshToken, OfflineSessions) -> Result<OfflineSessions, StorageError> + Send,
+    ) -> Result<(RefreshToken, Result<OfflineSessions, StorageError>), Er>
+    where
+        Er: From<StorageError> + Send,
+    {
+        self.update_read_then(token, use_token, sessions, record_use).await
     }
 
     /// [`StorageError::NotFound`] until the first key rotation.
