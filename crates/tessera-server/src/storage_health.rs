@@ -2,6 +2,7 @@
 //! deleted; `/healthz` reports the last result instead of touching the database per probe.
 
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tessera_core::id::new_id;
 use tessera_core::model::{AuthRequest, Claims, Pkce};
@@ -18,31 +19,43 @@ pub struct HealthStatus {
 
 #[derive(Debug)]
 pub struct Health {
-    status: RwLock<HealthStatus>,
+    /// The status, and the number of the check that recorded it.
+    status: RwLock<(HealthStatus, u64)>,
+    /// Checks are numbered as they start: the periodic check and a probe can overlap, and a check
+    /// that started earlier must not overwrite the result of one that started later.
+    started: AtomicU64,
 }
 
 impl Health {
     /// Dex starts out passing, before the first check ran.
     pub fn new(now: OffsetDateTime) -> Self {
-        Self { status: RwLock::new(HealthStatus { healthy: true, message: "ok".into(), checked_at: now }) }
+        let passing = HealthStatus { healthy: true, message: "ok".into(), checked_at: now };
+        Self { status: RwLock::new((passing, 0)), started: AtomicU64::new(0) }
     }
 
     pub fn status(&self) -> HealthStatus {
-        self.status.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.status.read().unwrap_or_else(|poisoned| poisoned.into_inner()).0.clone()
     }
 
-    pub fn record(&self, status: HealthStatus) {
-        *self.status.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = status;
+    /// Records the outcome of check number `check`, unless a later-started check already recorded its own.
+    fn record(&self, check: u64, status: HealthStatus) {
+        let mut current = self.status.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if check > current.1 {
+            *current = (status, check);
+        }
     }
 
     /// One check: create and delete an auth request that expires soon (GC removes a leftover).
     pub async fn check(&self, storage: &Storage, now: OffsetDateTime) -> Result<(), StorageError> {
+        let check = self.started.fetch_add(1, Ordering::Relaxed) + 1;
         let result = write_and_delete_probe(storage, now).await;
         match &result {
-            Ok(()) => self.record(HealthStatus { healthy: true, message: "ok".into(), checked_at: now }),
+            Ok(()) => self.record(check, HealthStatus { healthy: true, message: "ok".into(), checked_at: now }),
             Err(err) => {
                 tracing::error!(error = %err, "storage health check failed");
-                self.record(HealthStatus { healthy: false, message: "storage is unavailable".into(), checked_at: now });
+                let failing =
+                    HealthStatus { healthy: false, message: "storage is unavailable".into(), checked_at: now };
+                self.record(check, failing);
             }
         }
         result
@@ -72,4 +85,22 @@ async fn write_and_delete_probe(storage: &Storage, now: OffsetDateTime) -> Resul
     };
     storage.create(&probe).await?;
     storage.delete::<AuthRequest>(&probe.id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_that_started_earlier_does_not_overwrite_a_later_one() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let health = Health::new(now);
+        let (first, second) = (1, 2);
+        health
+            .record(second, HealthStatus { healthy: false, message: "storage is unavailable".into(), checked_at: now });
+        health.record(first, HealthStatus { healthy: true, message: "ok".into(), checked_at: now });
+        assert!(!health.status().healthy, "the later-started check's failure stands");
+        health.record(3, HealthStatus { healthy: true, message: "ok".into(), checked_at: now });
+        assert!(health.status().healthy);
+    }
 }
