@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tessera_core::model::{Claims, Password};
 use tessera_core::password::check_bcrypt_hash;
-use tessera_storage::{Storage, StorageError};
+use tessera_storage::{Optional, Storage};
 use tokio::sync::Semaphore;
 
 use crate::{ConnectorError, Identity, PasswordConnector, RefreshConnector, Scopes};
@@ -59,10 +59,9 @@ impl PasswordConnector for LocalConnector {
         if password.is_empty() {
             return Ok(None);
         }
-        let stored = match self.storage.get_password(email).await {
-            Ok(stored) => stored,
-            Err(StorageError::NotFound) => return Ok(None),
-            Err(err) => return Err(ConnectorError::Failed(err.to_string())),
+        let found = self.storage.get_password(email).await.optional();
+        let Some(stored) = found.map_err(|err| ConnectorError::Failed(err.to_string()))? else {
+            return Ok(None);
         };
         Ok(self.verify(password, &stored.hash).await?.then(|| Self::identity(&stored)))
     }
@@ -72,10 +71,9 @@ impl PasswordConnector for LocalConnector {
 impl RefreshConnector for LocalConnector {
     /// Re-reads the user: a deleted user, or one whose ID changed, can no longer refresh.
     async fn refresh(&self, _scopes: Scopes, identity: Identity) -> Result<Identity, ConnectorError> {
-        let stored = match self.storage.get_password(&identity.claims.email).await {
-            Ok(stored) => stored,
-            Err(StorageError::NotFound) => return Err(ConnectorError::Revoked("the user no longer exists".into())),
-            Err(err) => return Err(ConnectorError::Failed(err.to_string())),
+        let found = self.storage.get_password(&identity.claims.email).await.optional();
+        let Some(stored) = found.map_err(|err| ConnectorError::Failed(err.to_string()))? else {
+            return Err(ConnectorError::Revoked("the user no longer exists".into()));
         };
         if stored.user_id != identity.claims.user_id {
             return Err(ConnectorError::Revoked("the user's ID changed".into()));

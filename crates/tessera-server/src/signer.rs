@@ -8,7 +8,7 @@ use std::time::Duration;
 use tessera_core::clock::Clock;
 use tessera_core::model::Keys;
 use tessera_jose::{Algorithm, JoseError, PrivateKey, PublicKey, RotationError, jwks, needs_rotation, rotate};
-use tessera_storage::{Storage, StorageError};
+use tessera_storage::{Optional, Storage, StorageError};
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
@@ -111,11 +111,8 @@ impl Signer {
     /// keys), then refreshes the cache from storage.
     pub async fn rotate_and_load(&self) -> Result<Arc<ActiveKeys>, SignerError> {
         let now = self.clock.now();
-        let keys = match self.storage.get_keys().await {
-            Ok(keys) => keys,
-            Err(StorageError::NotFound) => Keys::default(),
-            Err(err) => return Err(err.into()),
-        };
+        // No keys until the first rotation.
+        let keys = self.storage.get_keys().await.optional()?.unwrap_or_default();
         let keys = if needs_rotation(&keys, now) { self.rotate(now).await? } else { keys };
         self.load(&keys)
     }

@@ -60,6 +60,12 @@ impl EndpointError {
         }
     }
 
+    /// Sent back to the client's redirect URI (the browser flow, once the redirect URI is trusted):
+    /// `error`, `error_description` and `state` in the query, as Dex does for every response type.
+    pub fn into_redirect(self, redirect_uri: &str, state: &str) -> Response {
+        crate::http::authflow::redirect_error(redirect_uri, state, &self.into_oauth())
+    }
+
     /// A refusal shown as a page: `status` with `message`.
     pub fn page(status: StatusCode, message: impl Into<String>) -> Self {
         EndpointError::Protocol(OAuthError::invalid_request(message).with_status(status.as_u16()))

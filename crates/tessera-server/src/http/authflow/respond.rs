@@ -12,7 +12,7 @@ use tessera_core::model::{AuthCode, AuthRequest};
 use tessera_storage::Optional;
 
 use super::request::OOB_REDIRECT_URI;
-use super::{internal_page, redirect, redirect_error, with_parameters};
+use super::{internal_page, redirect, with_parameters};
 use crate::AppState;
 use crate::http::error::EndpointError;
 use crate::token_issuer::MintRequest;
@@ -74,10 +74,7 @@ pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
         .await;
     let minted = match minted {
         Ok(minted) => minted,
-        Err(err) => {
-            let error = EndpointError::from(err).into_oauth();
-            return redirect_error(&request.redirect_uri, &request.state, &error);
-        }
+        Err(err) => return EndpointError::from(err).into_redirect(&request.redirect_uri, &request.state),
     };
     // Sorted, as Go's url.Values encodes them.
     let mut fragment = BTreeMap::new();
