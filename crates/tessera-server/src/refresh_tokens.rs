@@ -193,6 +193,27 @@ impl RefreshTokens {
     }
 }
 
+impl RefreshTokens {
+    /// Revokes the client's refresh token for the user of this connector, as Dex's API does: the
+    /// offline session forgets it, then the token is deleted. `false` when there was none.
+    pub async fn revoke(&self, user_id: &str, connector_id: &str, client_id: &str) -> Result<bool, StorageError> {
+        let mut revoked = None;
+        let updated = self
+            .storage
+            .update_offline_sessions::<_, StorageError>(user_id, connector_id, |mut sessions| {
+                revoked = sessions.refresh.remove(client_id).map(|reference| reference.id);
+                Ok(sessions)
+            })
+            .await
+            .optional()?;
+        let Some(token_id) = revoked.filter(|_| updated.is_some()) else {
+            return Ok(false);
+        };
+        self.storage.delete::<RefreshToken>(&token_id).await.optional()?;
+        Ok(true)
+    }
+}
+
 /// The offline session after `token`'s use: its last use for the client, and the upstream's newest data.
 fn session_after_use(mut sessions: OfflineSessions, token: &RefreshToken, upstream_data: &[u8]) -> OfflineSessions {
     if let Some(reference) = sessions.refresh.get_mut(&token.client_id) {
@@ -202,4 +223,39 @@ fn session_after_use(mut sessions: OfflineSessions, token: &RefreshToken, upstre
         sessions.connector_data = upstream_data.to_vec();
     }
     sessions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::clock::TestClock;
+    use tessera_core::subject::decode_refresh_token;
+
+    fn service() -> RefreshTokens {
+        let storage = Storage::new(Arc::new(tessera_storage::memory::MemoryBackend::new()));
+        RefreshTokens::new(storage, Arc::new(TestClock::at_test_epoch()), RefreshPolicy::default())
+    }
+
+    fn new_token<'a>(claims: &'a Claims, client_id: &'a str, scopes: &'a [String]) -> NewRefreshToken<'a> {
+        NewRefreshToken { client_id, connector_id: "local", claims, scopes, nonce: "", upstream_data: Some(b"up") }
+    }
+
+    #[tokio::test]
+    async fn a_new_login_replaces_the_clients_token_and_revoking_removes_it() {
+        let service = service();
+        let claims = Claims { user_id: "u1".into(), ..Claims::default() };
+        let scopes = vec!["openid".to_owned(), "offline_access".to_owned()];
+        let (first, _) = decode_refresh_token(&service.create(new_token(&claims, "app", &scopes)).await.unwrap());
+        let (second, _) = decode_refresh_token(&service.create(new_token(&claims, "app", &scopes)).await.unwrap());
+        let (other, _) = decode_refresh_token(&service.create(new_token(&claims, "cli", &scopes)).await.unwrap());
+        assert!(service.read(&first).await.unwrap().is_none(), "the new login replaced the first token");
+        let stored = service.read(&second).await.unwrap().expect("the current token");
+        assert_eq!(stored.upstream_data(), b"up", "the upstream data is on the offline session");
+
+        assert!(service.revoke("u1", "local", "app").await.unwrap());
+        assert!(service.read(&second).await.unwrap().is_none());
+        assert!(!service.revoke("u1", "local", "app").await.unwrap(), "nothing left to revoke");
+        assert!(!service.revoke("nobody", "local", "app").await.unwrap());
+        assert!(service.read(&other).await.unwrap().is_some(), "another client's token is untouched");
+    }
 }
