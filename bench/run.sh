@@ -41,7 +41,7 @@ if wants cc; then
   if [ "$("$reference_node" --version 2>/dev/null)" != "$reference_version" ]; then
     reference_node=$(command -v node)
     log "WARNING: Node.js $reference_version could not be installed: the reference provider runs on the system's"
-    log "WARNING: $("$reference_node" --version), slower (~18 % more CPU per token on Node 20): its row flatters tessera"
+    log "WARNING: $("$reference_node" --version), slower (~20 % more CPU per token on Node 20 than on Node 24): its row flatters tessera"
   fi
 fi
 log "building tessera and the benchmark tools (profile $PROFILE)"

@@ -1,17 +1,17 @@
 // The reference provider for bench/run.sh: oidc-provider minting ES256 JWT access tokens for
 // client_credentials (the scenario tessera is compared on). PORT: where to listen.
 //
-// Measured at its best, as its own documentation deploys it, on the one core run.sh pins it to:
+// Measured at its best, as it is deployed, on the one core run.sh pins it to:
 //   NODE_ENV=production UV_THREADPOOL_SIZE=1 runtime/node_modules/.bin/node bench-op.mjs
-// - Node.js: the newest LTS oidc-provider supports (runtime/package.json). Per token on one core, Node 24
-//   spends ~18 % less CPU than Node 20, the Debian system's (on which oidc-provider 9 warns "Unsupported
-//   runtime"), and Node 22 ~7 % less: AsyncLocalStorage, which oidc-provider keeps per request, no longer
-//   runs a hook on every promise, and WebCrypto jobs are cheaper to start.
-// - UV_THREADPOOL_SIZE=1: WebCrypto signs each token on libuv's thread pool; on one core its default four
-//   threads only add context switches (~14 % of the CPU per token).
-// - NODE_ENV=production: measured without effect in oidc-provider 9.13 (it only sets koa's app.env), set
-//   because that is how it is deployed.
-// It warns below, in the log run.sh prints if it fails to start, when run any other way.
+// CPU per token against the system's Node 20 (both loaded at once on one core, so the VM's drift cancels):
+// - Node.js: the newest LTS oidc-provider supports (runtime/package.json; on Node 20 oidc-provider 9 warns
+//   "Unsupported runtime"). Node 22 spends 6-7 % less, Node 24 18-19 % less: among other things its
+//   AsyncLocalStorage, which oidc-provider keeps per request, no longer runs a hook on every promise (on
+//   Node 22 --experimental-async-context-frame alone saves ~10 %).
+// - UV_THREADPOOL_SIZE=1: WebCrypto signs each token on libuv's thread pool; on one core the default four
+//   threads only add context switches: 13-15 % less.
+// - NODE_ENV=production: no effect in oidc-provider 9.13 (koa only stores it in app.env); set as deployed.
+// Together 25-28 % less CPU per token. It warns below (in run.sh's log) when run any other way.
 import Provider from 'oidc-provider';
 import { generateKeyPair, exportJWK } from 'jose';
 

@@ -22,7 +22,7 @@ pub fn accepted(candidate: &str) -> bool {
         && candidate.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=@".contains(&b))
 }
 
-pub async fn assign(mut request: Request, next: Next) -> Response {
+pub async fn assign(request: Request, next: Next) -> Response {
     let id = request
         .headers()
         .get(&X_REQUEST_ID)
@@ -31,9 +31,6 @@ pub async fn assign(mut request: Request, next: Next) -> Response {
         .map_or_else(tessera_core::id::new_id, str::to_owned);
     // Only accepted characters or a new base32 ID: always a valid header value.
     let header = HeaderValue::from_str(&id).ok();
-    if let Some(header) = &header {
-        request.headers_mut().insert(X_REQUEST_ID, header.clone());
-    }
     let span = tracing::info_span!("request", request_id = %id);
     let mut response = next.run(request).instrument(span).await;
     if let Some(header) = header {

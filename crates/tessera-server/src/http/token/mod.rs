@@ -11,6 +11,8 @@ pub mod pipeline;
 mod refresh;
 mod token_exchange;
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -25,7 +27,16 @@ use super::error::{EndpointError, NO_STORE};
 use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/token", any(token)).with_state(state)
+    // The grants on offer follow from the configuration alone: decided once, not per request.
+    let offered: Arc<[&'static str]> = state.config.grant_types().into();
+    Router::new().route("/token", any(token)).with_state(Endpoint { state, offered })
+}
+
+#[derive(Clone)]
+struct Endpoint {
+    state: AppState,
+    /// The grant types `/token` serves (as discovery lists them).
+    offered: Arc<[&'static str]>,
 }
 
 /// The form fields of a token request (first value of each name wins).
@@ -37,20 +48,21 @@ impl TokenForm {
     }
 }
 
-async fn token(State(state): State<AppState>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(State(endpoint): State<Endpoint>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
     if method != Method::POST {
         return EndpointError::from(OAuthError::invalid_request("method not allowed")).into_json();
     }
     let form = TokenForm(url::form_urlencoded::parse(&body).into_owned().collect());
-    match dispatch(&state, &headers, &form).await {
+    match dispatch(&endpoint, &headers, &form).await {
         Ok(body) => (StatusCode::OK, NO_STORE, Json(body)).into_response(),
         Err(error) => error.into_json(),
     }
 }
 
-async fn dispatch(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> Result<Answer, EndpointError> {
+async fn dispatch(endpoint: &Endpoint, headers: &HeaderMap, form: &TokenForm) -> Result<Answer, EndpointError> {
+    let state = &endpoint.state;
     let grant_type = form.get("grant_type");
-    if !state.config.grant_types().contains(&grant_type) || grant_type == grant::IMPLICIT {
+    if !endpoint.offered.contains(&grant_type) || grant_type == grant::IMPLICIT {
         return Err(unsupported(grant_type));
     }
     // A device polls with its device code alone, as RFC 8628 and Dex have it; its tokens were minted
