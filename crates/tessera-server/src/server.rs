@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::connectors::Connectors;
 use crate::refresh_tokens::RefreshTokens;
 use crate::signer::Signer;
+use crate::state::Shared;
 use crate::storage_health::Health;
 use crate::token_issuer::TokenIssuer;
 use crate::web::Pages;
@@ -121,8 +122,18 @@ impl BoundServer {
         let refresh_policy = config.expiry.refresh_tokens.policy();
         let refresh_tokens = Arc::new(RefreshTokens::new(storage.clone(), clock.clone(), refresh_policy));
         let config = Arc::new(config);
-        let state =
-            AppState { config, storage, clock, health, signer, connectors, pages, claims, issuer, refresh_tokens };
+        let state = AppState::new(Shared {
+            config,
+            storage,
+            clock,
+            health,
+            signer,
+            connectors,
+            pages,
+            claims,
+            issuer,
+            refresh_tokens,
+        });
         Ok(Self { state, web, telemetry })
     }
 

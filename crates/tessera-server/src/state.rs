@@ -13,8 +13,26 @@ use crate::storage_health::Health;
 use crate::token_issuer::TokenIssuer;
 use crate::web::Pages;
 
+/// Cheap to clone (one reference count): axum clones the state for every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What the handlers and tasks share.
+pub struct Shared {
     pub config: Arc<Config>,
     pub storage: Storage,
     pub clock: Arc<dyn Clock>,

@@ -3,6 +3,9 @@
 //! written meanwhile has it, and the response returns it, so an operator can find the log of any
 //! failed request from what the client saw.
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
@@ -22,14 +25,23 @@ pub fn accepted(candidate: &str) -> bool {
         && candidate.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=@".contains(&b))
 }
 
+/// A new request ID: this process's random prefix and a counter (`k3x9q2mbd7-2a`), unique across
+/// replicas and restarts without a random draw per request.
+fn generate() -> String {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| tessera_core::id::new_id()[..10].to_owned());
+    format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
 pub async fn assign(request: Request, next: Next) -> Response {
     let id = request
         .headers()
         .get(&X_REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .filter(|value| accepted(value))
-        .map_or_else(tessera_core::id::new_id, str::to_owned);
-    // Only accepted characters or a new base32 ID: always a valid header value.
+        .map_or_else(generate, str::to_owned);
+    // Only accepted characters, or base32 and hex: always a valid header value.
     let header = HeaderValue::from_str(&id).ok();
     let span = tracing::info_span!("request", request_id = %id);
     let mut response = next.run(request).instrument(span).await;
@@ -53,5 +65,13 @@ mod tests {
         assert!(!accepted("id with spaces"));
         assert!(!accepted("id\"},{\"forged\":1"));
         assert!(!accepted("ünïcode"));
+    }
+
+    #[test]
+    fn generated_ids_are_accepted_and_distinct() {
+        let (first, second) = (generate(), generate());
+        assert!(accepted(&first) && accepted(&second), "{first} {second}");
+        assert_ne!(first, second);
+        assert_eq!(first.split('-').next(), second.split('-').next(), "one prefix per process");
     }
 }

@@ -28,15 +28,14 @@ use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
     // The grants on offer follow from the configuration alone: decided once, not per request.
-    let offered: Arc<[&'static str]> = state.config.grant_types().into();
-    Router::new().route("/token", any(token)).with_state(Endpoint { state, offered })
+    let offered = state.config.grant_types();
+    Router::new().route("/token", any(token)).with_state(Arc::new(Endpoint { state, offered }))
 }
 
-#[derive(Clone)]
 struct Endpoint {
     state: AppState,
     /// The grant types `/token` serves (as discovery lists them).
-    offered: Arc<[&'static str]>,
+    offered: Vec<&'static str>,
 }
 
 /// The form fields of a token request (first value of each name wins).
@@ -48,7 +47,7 @@ impl TokenForm {
     }
 }
 
-async fn token(State(endpoint): State<Endpoint>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(State(endpoint): State<Arc<Endpoint>>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
     if method != Method::POST {
         return EndpointError::from(OAuthError::invalid_request("method not allowed")).into_json();
     }

@@ -126,18 +126,18 @@ pub(crate) async fn complete<G: Grant>(
     let refresh_token = match refresh_issue(G::TYPE, &requested.scopes, capability) {
         RefreshIssue::Omit => None,
         RefreshIssue::Rotated => used_refresh_token,
+        // Boxed: its storage futures are large, and an inline future is copied whole into every
+        // request's handler future, whichever grant it runs (callgrind: ~9k instructions of memcpy).
         RefreshIssue::New => Some(
-            state
-                .refresh_tokens
-                .create(NewRefreshToken {
-                    client_id: &client.id,
-                    connector_id,
-                    claims: &subject.claims,
-                    scopes: &requested.scopes,
-                    nonce: &subject.nonce,
-                    upstream_data: subject.upstream_data.as_deref(),
-                })
-                .await?,
+            Box::pin(state.refresh_tokens.create(NewRefreshToken {
+                client_id: &client.id,
+                connector_id,
+                claims: &subject.claims,
+                scopes: &requested.scopes,
+                nonce: &subject.nonce,
+                upstream_data: subject.upstream_data.as_deref(),
+            }))
+            .await?,
         ),
     };
     Ok(grant.respond(minted, refresh_token))

@@ -123,7 +123,9 @@ impl Grant for RefreshGrant<'_> {
             now: read.now,
         };
         let upstream_data = read.refreshed.as_ref().map(|identity| identity.connector_data.as_slice());
-        match state.refresh_tokens.record_use(read.stored, &planned, upstream_data).await {
+        // Boxed, as the pipeline's refresh-token creation: a large storage future kept out of the
+        // handler's future.
+        match Box::pin(state.refresh_tokens.record_use(read.stored, &planned, upstream_data)).await {
             Ok(stored) => Ok(Some(encode_refresh_token(&stored.id, &stored.token))),
             Err(UseError::Claimed) => Err(claimed().into()),
             Err(UseError::Storage(err)) => Err(err.into()),
