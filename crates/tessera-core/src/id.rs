@@ -12,20 +12,20 @@ pub fn new_id() -> String {
 }
 
 fn encode_id(bytes: &[u8; 16]) -> String {
-    let mut out = String::with_capacity(25);
-    out.push(char::from(b'a' + bytes[0] % 26));
-    out.push_str(&base32_no_pad(&bytes[1..]));
-    out
+    let mut out = Vec::with_capacity(25);
+    out.push(b'a' + bytes[0] % 26);
+    push_base32(&mut out, &bytes[1..]);
+    ascii_string(out)
 }
 
 /// A device code (RFC 8628), as long as Dex's: a leading letter and 31 random bytes in base32.
 pub fn new_device_code() -> String {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
-    let mut out = String::with_capacity(51);
-    out.push(char::from(b'a' + bytes[0] % 26));
-    out.push_str(&base32_no_pad(&bytes[1..]));
-    out
+    let mut out = Vec::with_capacity(51);
+    out.push(b'a' + bytes[0] % 26);
+    push_base32(&mut out, &bytes[1..]);
+    ascii_string(out)
 }
 
 /// The letters of Dex's user codes: no vowels (no words) and no look-alike characters.
@@ -53,7 +53,13 @@ pub fn new_user_code() -> String {
 
 /// Lowercase RFC 4648 base32 without padding.
 pub fn base32_no_pad(input: &[u8]) -> String {
-    let mut out = String::with_capacity(input.len().div_ceil(5) * 8);
+    let mut out = Vec::with_capacity(input.len().div_ceil(5) * 8);
+    push_base32(&mut out, input);
+    ascii_string(out)
+}
+
+/// Appends `input` in base32 as bytes (IDs are made per token: one allocation, no char encoding).
+fn push_base32(out: &mut Vec<u8>, input: &[u8]) {
     let mut buffer: u32 = 0;
     let mut bits = 0u32;
     for &byte in input {
@@ -61,13 +67,17 @@ pub fn base32_no_pad(input: &[u8]) -> String {
         bits += 8;
         while bits >= 5 {
             bits -= 5;
-            out.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
+            out.push(ALPHABET[((buffer >> bits) & 31) as usize]);
         }
     }
     if bits > 0 {
-        out.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
+        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize]);
     }
-    out
+}
+
+/// The alphabets are ASCII, so the conversion cannot fail.
+fn ascii_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 #[cfg(test)]

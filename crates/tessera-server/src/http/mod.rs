@@ -42,7 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api);
     let routes = mount_under(routes, state.config.issuer_path()).fallback(not_found);
     // Outermost: every request, the 404s included, gets its ID before anything logs.
-    with_configured_headers(routes, &state.config.web).layer(axum::middleware::from_fn(request_id::assign))
+    with_configured_headers(routes, &state.config.web).layer(request_id::RequestIdLayer)
 }
 
 fn mount_under(routes: Router, path: &str) -> Router {
