@@ -64,6 +64,41 @@ impl TokenResponse {
             id_token: minted.id_token,
         }
     }
+
+    /// The body, as serde would write it, but written directly: every value is a JWT, a refresh
+    /// token in base64url, a fixed word or a number, none of which JSON escapes, so serde_json's
+    /// per-byte escaping of the tokens (~4,000 instructions per access token) is skipped.
+    pub fn to_json(&self) -> String {
+        let tokens = [Some(&self.access_token), self.refresh_token.as_ref(), self.id_token.as_ref()];
+        let mut out = String::with_capacity(128 + tokens.iter().flatten().map(|t| t.len()).sum::<usize>());
+        out.push_str(r#"{"access_token":""#);
+        push_verbatim(&mut out, &self.access_token);
+        out.push_str(r#"","token_type":""#);
+        push_verbatim(&mut out, self.token_type);
+        out.push_str(r#"","expires_in":"#);
+        out.push_str(&self.expires_in.to_string());
+        if let Some(refresh_token) = &self.refresh_token {
+            out.push_str(r#","refresh_token":""#);
+            push_verbatim(&mut out, refresh_token);
+            out.push('"');
+        }
+        if let Some(id_token) = &self.id_token {
+            out.push_str(r#","id_token":""#);
+            push_verbatim(&mut out, id_token);
+            out.push('"');
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// A value JSON does not escape, by construction (base64url segments, base32 IDs, fixed words).
+fn push_verbatim(out: &mut String, value: &str) {
+    debug_assert!(
+        value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+        "{value:?} would need JSON escaping"
+    );
+    out.push_str(value);
 }
 
 /// Why no token was minted. Every variant is our side's failure (or a trust withdrawn since the
@@ -201,5 +236,25 @@ impl TokenIssuer {
         let now = self.clock.now().unix_timestamp();
         let unexpired = claims.get("exp").and_then(Value::as_i64).is_some_and(|exp| exp > now);
         (issuer_ok && unexpired).then_some(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_direct_body_is_what_serde_writes() {
+        let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkIn0.c2lnbmF0dXJlLV8";
+        let minted = || Minted { access_token: jwt.into(), id_token: None, expires_in: 86400 };
+        let bare = TokenResponse::new(minted(), None);
+        assert_eq!(bare.to_json(), serde_json::to_string(&bare).unwrap());
+        let full = TokenResponse::new(
+            Minted { id_token: Some(format!("{jwt}x")), ..minted() },
+            Some("ChljZ2xrNXV1dmh6NnV4b3B5cjJnbHoSGXB3M3Jx".into()),
+        );
+        assert_eq!(full.to_json(), serde_json::to_string(&full).unwrap());
+        let parsed: serde_json::Value = serde_json::from_str(&full.to_json()).unwrap();
+        assert_eq!(parsed["expires_in"], 86400);
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
@@ -53,7 +53,11 @@ async fn token(State(endpoint): State<Arc<Endpoint>>, method: Method, headers: H
     }
     let form = TokenForm(url::form_urlencoded::parse(&body).into_owned().collect());
     match dispatch(&endpoint, &headers, &form).await {
-        Ok(body) => (StatusCode::OK, NO_STORE, Json(body)).into_response(),
+        Ok(Answer::Tokens(tokens)) => {
+            let json = [(header::CONTENT_TYPE, "application/json")];
+            (StatusCode::OK, NO_STORE, json, tokens.to_json()).into_response()
+        }
+        Ok(other) => (StatusCode::OK, NO_STORE, Json(other)).into_response(),
         Err(error) => error.into_json(),
     }
 }
