@@ -23,8 +23,9 @@ pub struct OpenedConnector {
 }
 
 impl OpenedConnector {
+    /// Its `grantTypes` allow `grant` (the rule is tessera-core's).
     pub fn allows_grant(&self, grant: &str) -> bool {
-        self.grant_types.as_ref().is_none_or(|grants| grants.iter().any(|g| g == grant))
+        tessera_core::grant::connector_allows(self.grant_types.as_deref(), grant)
     }
 }
 
