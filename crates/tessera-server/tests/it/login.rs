@@ -88,8 +88,12 @@ connectors:
     );
     let config = parse(&text, "login.yaml", env).map_err(|e| e.to_string())?.config;
     let clock = Arc::new(TestClock::at_test_epoch());
-    let running = crate::serve::try_start(config, clock.clone()).await?;
-    Ok((running, clock))
+    match crate::serve::try_start(config, clock.clone()).await {
+        Ok(running) => Ok((running, clock)),
+        // The free port was taken by a parallel test between our probe and the server's bind: another.
+        Err(err) if err.contains("cannot listen on") => Box::pin(server_with_env(extra, grants, web_extra, env)).await,
+        Err(err) => Err(err),
+    }
 }
 
 pub fn auth_url(running: &Running, query: &str) -> String {

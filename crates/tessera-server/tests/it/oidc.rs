@@ -48,7 +48,9 @@ staticClients:
 "#
     );
     let upstream = parse(&upstream, "upstream.yaml", &Env::default()).unwrap().config;
-    let upstream = try_start(upstream, Arc::new(SystemClock)).await.unwrap();
+    let Some(upstream) = started(try_start(upstream, Arc::new(SystemClock)).await) else {
+        return Box::pin(pair()).await;
+    };
     let downstream = format!(
         r#"issuer: http://127.0.0.1:{down}/dex
 storage:
@@ -79,8 +81,20 @@ staticClients:
 "#
     );
     let downstream = parse(&downstream, "downstream.yaml", &Env::default()).unwrap().config;
-    let downstream = try_start(downstream, Arc::new(SystemClock)).await.unwrap();
+    let Some(downstream) = started(try_start(downstream, Arc::new(SystemClock)).await) else {
+        upstream.shutdown().await;
+        return Box::pin(pair()).await;
+    };
     (upstream, downstream)
+}
+
+/// The server, or `None` when a parallel test took its free port between the probe and the bind.
+fn started(result: Result<Running, String>) -> Option<Running> {
+    match result {
+        Ok(running) => Some(running),
+        Err(err) if err.contains("cannot listen on") => None,
+        Err(err) => panic!("{err}"),
+    }
 }
 
 #[tokio::test]

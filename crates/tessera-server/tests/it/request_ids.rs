@@ -95,6 +95,9 @@ async fn a_storage_failure_loading_trusted_peers_is_a_server_error_logged_with_t
         .finish();
     // The test's runtime runs the server's tasks on this thread: they log into `logs`.
     let _capture = tracing::subscriber::set_default(subscriber);
+    // Other tests, on threads without a subscriber, may have registered the request span's callsite
+    // as disabled while this one was being installed: ask every callsite again.
+    tracing::callsite::rebuild_interest_cache();
 
     let response = reqwest::Client::new()
         .post(format!("{}/dex/token", running.base))
