@@ -1,8 +1,9 @@
 //! Request IDs and the one error path, seen from outside: every response names its request ID, every
 //! log line written while serving a failed request carries it, and a 500 shows nothing of its cause.
 
+use std::cell::RefCell;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Once};
 
 use serde_json::Value;
 use sqlx::postgres::PgConnectOptions;
@@ -43,13 +44,22 @@ async fn a_safe_request_id_is_echoed_and_an_unsafe_one_replaced() {
     running.shutdown().await;
 }
 
-/// Log lines as JSON, kept for the test to read.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+thread_local! {
+    /// This thread's captured log output, while a test captures it.
+    static CAPTURED: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
 
-impl Write for CapturedLogs {
+/// Writes a log line into the capture of the thread that logs it (each test's runtime, and the
+/// server it started, run on the test's thread); lines of threads not capturing are dropped.
+struct ThreadCapture;
+
+impl Write for ThreadCapture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURED.with(|captured| {
+            if let Some(bytes) = captured.borrow_mut().as_mut() {
+                bytes.extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -57,11 +67,28 @@ impl Write for CapturedLogs {
     }
 }
 
-impl CapturedLogs {
-    fn take_lines(&self) -> Vec<Value> {
-        let bytes = std::mem::take(&mut *self.0.lock().unwrap());
-        String::from_utf8(bytes).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect()
-    }
+/// Starts capturing this thread's log lines, as JSON. The subscriber is the binary's global one, as
+/// in production: a thread-scoped subscriber proved unreliable here, its callsites' interest being
+/// cached by the other tests' threads, which have none.
+fn capture_logs() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(|| ThreadCapture)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in this binary");
+    });
+    // Callsites registered while it was being installed are asked again.
+    tracing::callsite::rebuild_interest_cache();
+    CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
+}
+
+/// This thread's captured lines, and the capture stopped.
+fn captured_lines() -> Vec<Value> {
+    let bytes = CAPTURED.with(|captured| captured.borrow_mut().take()).unwrap_or_default();
+    String::from_utf8(bytes).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect()
 }
 
 /// A stored client whose document no longer decodes: reading it is a storage failure, not a
@@ -86,18 +113,7 @@ async fn a_storage_failure_loading_trusted_peers_is_a_server_error_logged_with_t
         .await
         .unwrap();
 
-    let logs = CapturedLogs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .finish();
-    // The test's runtime runs the server's tasks on this thread: they log into `logs`.
-    let _capture = tracing::subscriber::set_default(subscriber);
-    // Other tests, on threads without a subscriber, may have registered the request span's callsite
-    // as disabled while this one was being installed: ask every callsite again.
-    tracing::callsite::rebuild_interest_cache();
+    capture_logs();
 
     let response = reqwest::Client::new()
         .post(format!("{}/dex/token", running.base))
@@ -111,7 +127,7 @@ async fn a_storage_failure_loading_trusted_peers_is_a_server_error_logged_with_t
     let body: Value = response.json().await.unwrap();
     assert_eq!(body, serde_json::json!({"error": "server_error"}), "nothing of the cause reaches the client");
 
-    let lines = logs.take_lines();
+    let lines = captured_lines();
     assert!(
         lines
             .iter()
@@ -125,7 +141,6 @@ async fn a_storage_failure_loading_trusted_peers_is_a_server_error_logged_with_t
         }
         assert_eq!(line["span"]["request_id"], request_id.as_str(), "every line of the request names it: {line}");
     }
-    drop(_capture);
     running.shutdown().await;
     db.close().await.unwrap();
     control.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();

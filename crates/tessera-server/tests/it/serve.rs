@@ -181,7 +181,20 @@ async fn health_follows_a_postgres_outage_and_recovery() {
 
     // Back again: the same server recovers without a restart.
     conn.execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))).await.unwrap();
-    state.health.check(&state.storage, clock.now()).await.expect("the storage works again");
+    // A pooled connection the outage killed can still fail the first check after it (seen once in
+    // ~20 runs: "terminating connection due to administrator command"); it is closed then, and the
+    // server must be healthy again by the next checks, without a restart.
+    let mut recovered = Err(None);
+    for _ in 0..3 {
+        match state.health.check(&state.storage, clock.now()).await {
+            Ok(()) => {
+                recovered = Ok(());
+                break;
+            }
+            Err(err) => recovered = Err(Some(err)),
+        }
+    }
+    recovered.expect("the storage works again");
     assert_eq!(healthz().await.unwrap().status(), 200);
     running.shutdown().await;
     conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();
