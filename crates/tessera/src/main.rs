@@ -147,8 +147,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
     tracing::info!(
         issuer = %issuer,
         storage = storage_kind,
-        web = ?server.web_addr(),
-        telemetry = ?server.telemetry_addr(),
+        web = %listening(server.web_addr()),
+        telemetry = %listening(server.telemetry_addr()),
         "tessera is serving"
     );
     match server.run(server::shutdown_signal()).await {
@@ -161,4 +161,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// An address for the log: itself, or `none` for a listener that is not configured.
+fn listening(address: Option<std::net::SocketAddr>) -> String {
+    address.map_or_else(|| "none".to_owned(), |address| address.to_string())
 }

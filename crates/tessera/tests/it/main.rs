@@ -171,6 +171,8 @@ fn serve_runs_the_dev_config_and_stops_on_sigterm() {
     child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert!(exit.success(), "exit {exit:?}: {stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes when stderr is not a terminal: {stderr:?}");
+    assert!(stderr.contains(&format!("web=127.0.0.1:{web}")) && !stderr.contains("Some("), "{stderr}");
     assert!(get(web, "/dex/healthz").is_none(), "the port is closed after shutdown");
     std::fs::remove_dir_all(dir).unwrap();
 }
