@@ -6,6 +6,7 @@
 pub mod authorize;
 pub mod bytes;
 pub mod claim_names;
+pub mod client_ip;
 pub mod clock;
 pub mod device;
 pub mod error;

@@ -7,12 +7,14 @@ pub mod config;
 pub mod connectors;
 pub mod custom_claims;
 pub mod http;
+pub mod logging;
 pub mod refresh_tokens;
 pub mod server;
 pub mod signer;
 pub mod state;
 pub mod storage_health;
 pub mod tasks;
+pub mod tls;
 pub mod token_issuer;
 pub mod web;
 

@@ -10,6 +10,7 @@ use tessera_core::clock::Clock;
 use tessera_storage::{StaticObjects, Storage, StorageError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::connectors::Connectors;
@@ -17,6 +18,7 @@ use crate::refresh_tokens::RefreshTokens;
 use crate::signer::Signer;
 use crate::state::Shared;
 use crate::storage_health::Health;
+use crate::tls::Https;
 use crate::token_issuer::TokenIssuer;
 use crate::web::Pages;
 use crate::{AppState, http, tasks};
@@ -40,6 +42,8 @@ pub enum StartError {
     Claims(#[from] crate::custom_claims::ClaimsSetupError),
     #[error("signing keys: {0}")]
     Keys(#[from] crate::signer::SignerError),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {address} ({what}): {source}")]
     Bind {
         what: &'static str,
@@ -80,8 +84,26 @@ async fn bind(what: &'static str, address: &str) -> Result<TcpListener, StartErr
 /// A server whose storage is open and whose sockets are bound, ready to run.
 pub struct BoundServer {
     pub state: AppState,
-    web: TcpListener,
+    http: Option<TcpListener>,
+    https: Option<(TcpListener, Https)>,
     telemetry: Option<TcpListener>,
+}
+
+/// `web.http`, bound; Dex's default address when neither HTTP nor HTTPS is configured (a `Config`
+/// built in code: the file's check requires one of them).
+async fn bind_http(web: &crate::config::Web) -> Result<Option<TcpListener>, StartError> {
+    match (&web.http, &web.https) {
+        (Some(address), _) => Ok(Some(bind("web.http", address).await?)),
+        (None, None) => Ok(Some(bind("web.http", "0.0.0.0:5556").await?)),
+        (None, Some(_)) => Ok(None),
+    }
+}
+
+/// `web.https`, bound, with its certificate loaded.
+async fn bind_https(web: &crate::config::Web) -> Result<Option<(TcpListener, Https)>, StartError> {
+    let Some(tls) = Https::from_config(web)? else { return Ok(None) };
+    let address = web.https.as_deref().unwrap_or_default();
+    Ok(Some((bind("web.https", address).await?, tls)))
 }
 
 impl BoundServer {
@@ -97,7 +119,8 @@ impl BoundServer {
         embedded_connectors: Vec<tessera_connectors::OpenedConnector>,
     ) -> Result<Self, StartError> {
         let storage = open_storage(&config).await?;
-        let web = bind("web.http", config.web.http.as_deref().unwrap_or("0.0.0.0:5556")).await?;
+        let http = bind_http(&config.web).await?;
+        let https = bind_https(&config.web).await?;
         let telemetry = match &config.telemetry.http {
             Some(address) => Some(bind("telemetry.http", address).await?),
             None => None,
@@ -134,11 +157,17 @@ impl BoundServer {
             issuer,
             refresh_tokens,
         });
-        Ok(Self { state, web, telemetry })
+        Ok(Self { state, http, https, telemetry })
     }
 
+    /// The plain HTTP listener's address.
     pub fn web_addr(&self) -> Option<SocketAddr> {
-        self.web.local_addr().ok()
+        self.http.as_ref().and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// The HTTPS listener's address.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     pub fn telemetry_addr(&self) -> Option<SocketAddr> {
@@ -149,45 +178,54 @@ impl BoundServer {
     /// [`SHUTDOWN_GRACE`]) and stops the background tasks.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let background = tasks::spawn(&self.state, stop_rx.clone());
+        let mut background = tasks::spawn(&self.state, stop_rx.clone());
 
-        let web = serve(self.web, http::router(self.state.clone()), stop_rx.clone());
-        let telemetry = self.telemetry.map(|listener| {
-            tokio::spawn(serve(listener, http::telemetry::router(self.state.clone()), stop_rx.clone()))
-        });
-        let mut web = tokio::spawn(web);
+        let router = http::router(self.state.clone());
+        let mut listeners = JoinSet::new();
+        if let Some(listener) = self.http {
+            listeners.spawn(serve(listener, router.clone(), stop_rx.clone()));
+        }
+        if let Some((listener, https)) = self.https {
+            background.push(tokio::spawn(https.certificate.watch(stop_rx.clone())));
+            listeners.spawn(crate::tls::serve_tls(listener, router, https.config, stop_rx.clone()));
+        }
+        if let Some(listener) = self.telemetry {
+            listeners.spawn(serve(listener, http::telemetry::router(self.state.clone()), stop_rx.clone()));
+        }
 
+        // A listener that stops by itself has failed: stop everything.
         tokio::select! {
             () = shutdown => tracing::info!("shutting down: finishing in-flight requests"),
-            result = &mut web => {
+            Some(ended) = listeners.join_next() => {
                 let _ = stop_tx.send(true);
-                return result.unwrap_or_else(|join| Err(std::io::Error::other(join)));
+                background.iter().for_each(|task| task.abort());
+                return ended.unwrap_or_else(|join| Err(std::io::Error::other(join)));
             }
         }
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            let web = web.await;
-            if let Some(telemetry) = telemetry {
-                let _ = telemetry.await;
+            let mut outcome = Ok(());
+            while let Some(ended) = listeners.join_next().await {
+                if let Err(err) = ended.unwrap_or_else(|join| Err(std::io::Error::other(join))) {
+                    outcome = Err(err);
+                }
             }
-            web
+            outcome
         })
         .await;
         for task in background {
             task.abort();
         }
-        match drained {
-            Ok(result) => result.unwrap_or_else(|join| Err(std::io::Error::other(join))),
-            Err(_) => {
-                tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
-                Ok(())
-            }
-        }
+        drained.unwrap_or_else(|_| {
+            tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+            Ok(())
+        })
     }
 }
 
+/// Plain HTTP, with each connection's peer address for the client-IP rule.
 async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
-    axum::serve(listener, router)
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stop| *stop).await;
         })

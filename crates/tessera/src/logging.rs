@@ -1,9 +1,10 @@
-//! Logs to stderr as Dex does: text or JSON, at the configured level (`RUST_LOG` overrides).
+//! Logs to stderr as Dex does: text or JSON lines (tessera-server's `logging`), at the configured
+//! level; `RUST_LOG` overrides the level with a full filter (`info,tessera_server=debug`).
 
-use std::io::IsTerminal;
-
-use tessera_server::config::{LogFormat, LogLevel, Logger};
+use tessera_server::config::{LogLevel, Logger};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 pub fn init(logger: &Logger) {
     let level = match logger.level {
@@ -13,11 +14,6 @@ pub fn init(logger: &Logger) {
         LogLevel::Error => "error",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    // Colour only for a person at a terminal: escape codes in files and log aggregators are noise.
-    let ansi = std::io::stderr().is_terminal();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    let _ = match logger.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    let lines = tessera_server::logging::layer(logger, std::io::stderr);
+    let _ = tracing_subscriber::registry().with(filter).with(lines).try_init();
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tessera_core::client_ip::{ClientIpRule, Network};
 use tessera_core::grant::ALL_GRANT_TYPES;
 use tessera_storage::{PostgresSettings, PostgresSsl, SqliteSettings, StorageSettings};
 use url::Url;
@@ -245,25 +246,66 @@ fn tls_version(m: &mut Map, d: &mut Diagnostics, key: &'static str) -> Option<St
     Some(version)
 }
 
+/// `tlsMinVersion` and `tlsMaxVersion`, the minimum not above the maximum.
+fn tls_versions(m: &mut Map, d: &mut Diagnostics) -> (Option<String>, Option<String>) {
+    let min = tls_version(m, d, "tlsMinVersion");
+    let max = tls_version(m, d, "tlsMaxVersion");
+    if let (Some(low), Some(high)) = (&min, &max)
+        && low > high
+    {
+        d.error(
+            m.line_of("tlsMinVersion"),
+            &m.key_path("tlsMinVersion"),
+            format!("{low} is above tlsMaxVersion {high}"),
+        );
+    }
+    (min, max)
+}
+
+/// The HTTPS certificate and key are read at load time, so a missing file, a file that is not PEM or a
+/// key that is not the certificate's is reported against its line (and by `check-config`).
+fn check_tls_pair(m: &Map, d: &mut Diagnostics, web: &Web) {
+    let (Some(_), Some(cert), Some(key)) = (&web.https, &web.tls_cert, &web.tls_key) else { return };
+    let files = crate::tls::PairFiles { cert: PathBuf::from(cert), key: PathBuf::from(key) };
+    if let Err(err) = files.load(&crate::tls::provider()) {
+        let key = err.key();
+        d.error(m.line_of(key), &m.key_path(key), err.to_string());
+    }
+}
+
+fn client_remote_ip(mut ip: Map, d: &mut Diagnostics, strict: bool) -> ClientIpRule {
+    let header = ip.string(d, "header").filter(|header| !header.is_empty());
+    let mut trusted_proxies = Vec::new();
+    for network in ip.strings(d, "trustedProxies") {
+        match network.parse::<Network>() {
+            Ok(network) => trusted_proxies.push(network),
+            Err(err) => d.error(ip.line_of("trustedProxies"), &ip.key_path("trustedProxies"), err.to_string()),
+        }
+    }
+    if header.is_some() && trusted_proxies.is_empty() {
+        d.warn(
+            ip.line_of("header"),
+            &ip.key_path("header"),
+            "is ignored without trustedProxies: any client could set it",
+        );
+    }
+    ip.finish(d, strict);
+    ClientIpRule { header, trusted_proxies }
+}
+
 fn web(mut m: Map, d: &mut Diagnostics, strict: bool) -> Web {
+    let (tls_min_version, tls_max_version) = tls_versions(&mut m, d);
     let web = Web {
         http: listen_address(&mut m, d, "http"),
         https: listen_address(&mut m, d, "https"),
         tls_cert: m.string(d, "tlsCert"),
         tls_key: m.string(d, "tlsKey"),
-        tls_min_version: tls_version(&mut m, d, "tlsMinVersion"),
-        tls_max_version: tls_version(&mut m, d, "tlsMaxVersion"),
+        tls_min_version,
+        tls_max_version,
         headers: m.string_map(d, "headers"),
         allowed_origins: m.strings(d, "allowedOrigins"),
         allowed_headers: m.strings(d, "allowedHeaders"),
-        client_remote_ip: m.map(d, "clientRemoteIP").map(|mut ip| {
-            let value = ClientRemoteIp {
-                header: ip.string(d, "header").unwrap_or_default(),
-                trusted_proxies: ip.strings(d, "trustedProxies"),
-            };
-            ip.finish(d, strict);
-            value
-        }),
+        client_ip: m.map(d, "clientRemoteIP").map(|ip| client_remote_ip(ip, d, strict)).unwrap_or_default(),
     };
     if web.https.is_some() {
         for (key, value) in [("tlsCert", &web.tls_cert), ("tlsKey", &web.tls_key)] {
@@ -272,6 +314,7 @@ fn web(mut m: Map, d: &mut Diagnostics, strict: bool) -> Web {
             }
         }
     }
+    check_tls_pair(&m, d, &web);
     let known_headers = [
         "Content-Security-Policy",
         "X-Frame-Options",
@@ -288,10 +331,6 @@ fn web(mut m: Map, d: &mut Diagnostics, strict: bool) -> Web {
             );
         }
     }
-    for key in ["https", "tlsCert", "tlsKey", "tlsMinVersion", "tlsMaxVersion"] {
-        m.not_yet(d, key, "HTTPS is not served yet; terminate TLS in front of tessera");
-    }
-    m.not_yet(d, "clientRemoteIP", "client addresses are not logged yet");
     m.finish(d, strict);
     web
 }
@@ -307,13 +346,14 @@ fn telemetry(mut m: Map, d: &mut Diagnostics, strict: bool) -> Telemetry {
 }
 
 fn grpc(mut m: Map, d: &mut Diagnostics, strict: bool) -> Grpc {
+    let (tls_min_version, tls_max_version) = tls_versions(&mut m, d);
     let grpc = Grpc {
         addr: listen_address(&mut m, d, "addr"),
         tls_cert: m.string(d, "tlsCert"),
         tls_key: m.string(d, "tlsKey"),
         tls_client_ca: m.string(d, "tlsClientCA"),
-        tls_min_version: tls_version(&mut m, d, "tlsMinVersion"),
-        tls_max_version: tls_version(&mut m, d, "tlsMaxVersion"),
+        tls_min_version,
+        tls_max_version,
         reflection: m.bool(d, "reflection").unwrap_or(false),
     };
     if grpc.addr.is_none() && (grpc.tls_cert.is_some() || grpc.tls_key.is_some()) {
@@ -356,7 +396,6 @@ fn logger(mut m: Map, d: &mut Diagnostics, strict: bool) -> Logger {
         }
     };
     let exclude_fields = m.strings(d, "excludeFields");
-    m.not_yet(d, "excludeFields", "no user fields are logged yet");
     m.finish(d, strict);
     Logger { level, format, exclude_fields }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use tessera_core::client_ip::ClientIpRule;
 use tessera_core::lifetimes;
 use tessera_core::model::{Client, Connector, Password};
 use tessera_storage::StorageSettings;
@@ -89,13 +90,8 @@ pub struct Web {
     pub headers: BTreeMap<String, String>,
     pub allowed_origins: Vec<String>,
     pub allowed_headers: Vec<String>,
-    pub client_remote_ip: Option<ClientRemoteIp>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientRemoteIp {
-    pub header: String,
-    pub trusted_proxies: Vec<String>,
+    /// `clientRemoteIP`: which address a request is attributed to.
+    pub client_ip: ClientIpRule,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

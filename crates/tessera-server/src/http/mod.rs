@@ -2,6 +2,7 @@
 //! the issuer's path (issuer `https://id.example/dex` ⇒ `/dex/healthz`).
 
 pub mod authflow;
+pub mod client_ip;
 pub mod device;
 pub mod discovery;
 pub mod error;
@@ -40,9 +41,11 @@ pub fn router(state: AppState) -> Router {
         .merge(device::router(state.clone()))
         .merge(crate::web::router(state.pages.clone()))
         .merge(api);
+    let routes = routes.route_layer(request_id::RecordRouteLayer);
     let routes = mount_under(routes, state.config.issuer_path()).fallback(not_found);
     // Outermost: every request, the 404s included, gets its ID before anything logs.
-    with_configured_headers(routes, &state.config.web).layer(request_id::RequestIdLayer)
+    let request_ids = request_id::RequestIdLayer::new(state.config.web.client_ip.clone());
+    with_configured_headers(routes, &state.config.web).layer(request_ids)
 }
 
 fn mount_under(routes: Router, path: &str) -> Router {

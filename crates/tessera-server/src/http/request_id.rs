@@ -1,20 +1,25 @@
 //! Request IDs: every request gets one (the caller's `X-Request-Id` when it is short and safe to log,
-//! a new random one otherwise). The request is served inside a span carrying it, so every log line
-//! written meanwhile has it, and the response returns it, so an operator can find the log of any
-//! failed request from what the client saw.
+//! a new random one otherwise). The request is served inside a span carrying it with the method, the
+//! route (recorded once routing found it) and the client's address, so every log line written
+//! meanwhile has them, and the response returns the ID, so an operator can find the log of any failed
+//! request from what the client saw.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use axum::extract::MatchedPath;
 use axum::http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
+use tessera_core::client_ip::ClientIpRule;
 use tower::{Layer, Service};
 use tracing::Instrument;
 use tracing::instrument::Instrumented;
+
+use super::client_ip::{self, ClientIp};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -48,15 +53,24 @@ fn generate() -> String {
     id
 }
 
-/// The layer that gives every request its ID (outermost, so every log line of the request has it).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestIdLayer;
+/// The layer that gives every request its ID and span (outermost, so every log line of the request
+/// has them), and its [`ClientIp`].
+#[derive(Debug, Clone, Default)]
+pub struct RequestIdLayer {
+    client_ip: Arc<ClientIpRule>,
+}
+
+impl RequestIdLayer {
+    pub fn new(client_ip: ClientIpRule) -> Self {
+        Self { client_ip: Arc::new(client_ip) }
+    }
+}
 
 impl<S> Layer<S> for RequestIdLayer {
     type Service = RequestIds<S>;
 
     fn layer(&self, inner: S) -> RequestIds<S> {
-        RequestIds { inner }
+        RequestIds { inner, client_ip: self.client_ip.clone() }
     }
 }
 
@@ -65,6 +79,7 @@ impl<S> Layer<S> for RequestIdLayer {
 #[derive(Debug, Clone)]
 pub struct RequestIds<S> {
     inner: S,
+    client_ip: Arc<ClientIpRule>,
 }
 
 impl<S, B, ResponseBody> Service<Request<B>> for RequestIds<S>
@@ -79,7 +94,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let id = request
             .headers()
             .get(&X_REQUEST_ID)
@@ -88,7 +103,18 @@ where
             .map_or_else(generate, str::to_owned);
         // Only accepted characters, or base32 and hex: always a valid header value.
         let header = HeaderValue::from_str(&id).ok();
-        let span = tracing::info_span!("request", request_id = %id);
+        let client = client_ip::resolve(&self.client_ip, &request);
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %request.method(),
+            route = tracing::field::Empty,
+            client_remote_addr = tracing::field::Empty,
+        );
+        if let Some(client) = client {
+            span.record("client_remote_addr", tracing::field::display(client));
+            request.extensions_mut().insert(ClientIp(client));
+        }
         let inner = span.in_scope(|| self.inner.call(request));
         Tagged { inner: inner.instrument(span), header }
     }
@@ -116,6 +142,44 @@ where
             response.headers_mut().insert(X_REQUEST_ID, header);
         }
         Poll::Ready(Ok(response))
+    }
+}
+
+/// Records the route template (`/dex/token`, never the raw path) in the request's span once routing
+/// matched it; applied with `route_layer`, so it runs for matched routes only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordRouteLayer;
+
+impl<S> Layer<S> for RecordRouteLayer {
+    type Service = RecordRoute<S>;
+
+    fn layer(&self, inner: S) -> RecordRoute<S> {
+        RecordRoute { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordRoute<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for RecordRoute<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        if let Some(route) = request.extensions().get::<MatchedPath>() {
+            tracing::Span::current().record("route", route.as_str());
+        }
+        self.inner.call(request)
     }
 }
 

@@ -52,13 +52,14 @@ where
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ticker.tick() => work().instrument(tracing::info_span!("task", name)).await,
+            _ = ticker.tick() => work().instrument(tracing::info_span!("task", task = name)).await,
             () = stopped(&mut shutdown) => return,
         }
     }
 }
 
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+/// Completes when the shutdown flag is raised.
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 

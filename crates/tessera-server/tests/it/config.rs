@@ -321,13 +321,37 @@ fn recognised_options_that_are_not_implemented_yet_warn_by_name() {
     let warnings = warnings(&loaded);
     assert_has(
         &warnings,
-        "config.yaml:6: web.clientRemoteIP: recognised but not implemented yet (client addresses are not logged yet); ignored",
+        "config.yaml:7: web.clientRemoteIP.header: is ignored without trustedProxies: any client could set it",
     );
     assert_has(
         &warnings,
         "config.yaml:12: grpc: the gRPC API is recognised but not implemented yet; nothing listens on grpc.addr",
     );
     assert_eq!(warnings.len(), 2, "supported options do not warn: {warnings:#?}");
+}
+
+#[test]
+fn client_remote_ip_and_tls_settings_are_checked() {
+    let loaded = ok(&format!(
+        "{MINIMAL}  clientRemoteIP:\n    header: X-Forwarded-For\n    trustedProxies: [10.0.0.0/8, \"fd00::/8\"]\n"
+    ));
+    assert_eq!(loaded.config.web.client_ip.header.as_deref(), Some("X-Forwarded-For"));
+    assert_eq!(loaded.config.web.client_ip.trusted_proxies.len(), 2);
+    assert!(warnings(&loaded).is_empty(), "{:?}", warnings(&loaded));
+
+    let errors = errors(&format!(
+        "{MINIMAL}  clientRemoteIP:\n    header: X-Real-IP\n    trustedProxies: [10.0.0.0/33]\n  tlsMinVersion: \"1.3\"\n  tlsMaxVersion: \"1.2\"\n  https: 127.0.0.1:5554\n  tlsCert: /nonexistent/tls.crt\n  tlsKey: /nonexistent/tls.key\ngrpc:\n  addr: 127.0.0.1:5557\n  tlsMinVersion: \"1.0\"\n"
+    ));
+    assert_has(
+        &errors,
+        "config.yaml:8: web.clientRemoteIP.trustedProxies: \"10.0.0.0/33\" is not an IP network (expected CIDR notation such as 10.0.0.0/8 or fd00::/8)",
+    );
+    assert_has(&errors, "config.yaml:9: web.tlsMinVersion: 1.3 is above tlsMaxVersion 1.2");
+    assert_has(
+        &errors,
+        "config.yaml:12: web.tlsCert: cannot use /nonexistent/tls.crt: No such file or directory (os error 2)",
+    );
+    assert_has(&errors, "config.yaml:16: grpc.tlsMinVersion: \"1.0\" is not a TLS version (expected 1.2 or 1.3)");
 }
 
 #[test]

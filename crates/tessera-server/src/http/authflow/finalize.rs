@@ -29,6 +29,7 @@ pub async fn finalize_login(state: &AppState, request: AuthRequest, identity: Id
         Ok(request) => request,
         Err(err) => return internal_page(state, &err),
     };
+    log_login(&request.connector_id, &identity.claims);
     let refreshable = state.connectors.get(&request.connector_id).is_some_and(|c| c.refresh.is_some());
     if scope::has(&request.scopes, OFFLINE_ACCESS)
         && refreshable
@@ -41,4 +42,19 @@ pub async fn finalize_login(state: &AppState, request: AuthRequest, identity: Id
     }
     let mac = steps::sign(&request.hmac_key, &request.id, Step::Continue);
     redirect(StatusCode::SEE_OTHER, &local_path(state, &format!("/auth?req={}&hmac={mac}", request.id)))
+}
+
+/// Dex's audit line for a login, with the same field names, so `logger.excludeFields` redacts the
+/// same ones (`email`, `username`, ...).
+fn log_login(connector_id: &str, claims: &tessera_core::model::Claims) {
+    let unverified = if claims.email_verified { "" } else { " (unverified)" };
+    tracing::info!(
+        connector_id,
+        user_id = %claims.user_id,
+        username = %claims.username,
+        preferred_username = %claims.preferred_username,
+        email = %format_args!("{}{unverified}", claims.email),
+        groups = ?claims.groups,
+        "login successful"
+    );
 }
