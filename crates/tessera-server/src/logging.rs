@@ -181,22 +181,23 @@ fn text_value(text: &str) -> String {
 }
 
 fn json_line(time: OffsetDateTime, level: &str, message: &str, values: &[(&str, Value)]) -> String {
-    let mut object = serde_json::Map::with_capacity(values.len() + 3);
-    object.insert("time".into(), timestamp(time).into());
-    object.insert("level".into(), level.into());
-    object.insert("msg".into(), message.into());
+    // Written by hand to keep slog's key order (time, level, msg, then the fields as recorded).
+    let mut line = format!("{{\"time\":\"{}\",\"level\":\"{level}\",\"msg\":{}", timestamp(time), json_string(message));
     for (name, value) in values {
-        let value = match value {
-            Value::Text(text) => serde_json::Value::from(text.as_str()),
-            Value::Int(number) => i64::try_from(*number).map_or_else(|_| number.to_string().into(), Into::into),
-            Value::Float(number) => serde_json::Value::from(*number),
-            Value::Bool(flag) => serde_json::Value::from(*flag),
+        let _ = match value {
+            Value::Text(text) => write!(line, ",{}:{}", json_string(name), json_string(text)),
+            Value::Int(number) => write!(line, ",{}:{number}", json_string(name)),
+            Value::Float(number) if number.is_finite() => write!(line, ",{}:{number}", json_string(name)),
+            Value::Float(number) => write!(line, ",{}:\"{number}\"", json_string(name)),
+            Value::Bool(flag) => write!(line, ",{}:{flag}", json_string(name)),
         };
-        object.insert((*name).to_owned(), value);
     }
-    let mut line = serde_json::Value::Object(object).to_string();
-    line.push('\n');
+    line.push_str("}\n");
     line
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
 }
 
 #[cfg(test)]
@@ -247,6 +248,10 @@ mod tests {
         assert_eq!(line["request_id"], "r-1");
         assert_eq!(line["route"], "/dex/auth/{connector}/login");
         assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
+        assert!(output.starts_with("{\"time\":"), "slog's key order: {output}");
+        let big = capture(&logger, || tracing::info!(huge = u64::MAX, ratio = 0.5, "numbers"));
+        let big: serde_json::Value = serde_json::from_str(big.trim()).unwrap();
+        assert_eq!((big["huge"].as_u64(), big["ratio"].as_f64()), (Some(u64::MAX), Some(0.5)));
     }
 
     #[test]

@@ -148,6 +148,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         issuer = %issuer,
         storage = storage_kind,
         web = %listening(server.web_addr()),
+        https = %listening(server.https_addr()),
         telemetry = %listening(server.telemetry_addr()),
         "tessera is serving"
     );

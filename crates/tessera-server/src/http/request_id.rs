@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum::extract::MatchedPath;
 use axum::http::{HeaderName, HeaderValue, Request, Response};
@@ -116,7 +117,7 @@ where
             request.extensions_mut().insert(ClientIp(client));
         }
         let inner = span.in_scope(|| self.inner.call(request));
-        Tagged { inner: inner.instrument(span), header }
+        Tagged { inner: inner.instrument(span), header, started: Instant::now() }
     }
 }
 
@@ -126,6 +127,7 @@ pin_project! {
         #[pin]
         inner: Instrumented<F>,
         header: Option<HeaderValue>,
+        started: Instant,
     }
 }
 
@@ -136,11 +138,19 @@ where
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        let mut this = self.project();
+        let mut response = std::task::ready!(this.inner.as_mut().poll(cx))?;
         if let Some(header) = this.header.take() {
             response.headers_mut().insert(X_REQUEST_ID, header);
         }
+        // The access line, for `logger.level: debug`.
+        this.inner.span().in_scope(|| {
+            tracing::debug!(
+                status = response.status().as_u16(),
+                duration_ms = this.started.elapsed().as_secs_f64() * 1000.0,
+                "request served"
+            );
+        });
         Poll::Ready(Ok(response))
     }
 }

@@ -1,18 +1,16 @@
 //! Request IDs and the one error path, seen from outside: every response names its request ID, every
 //! log line written while serving a failed request carries it, and a 500 shows nothing of its cause.
 
-use std::cell::RefCell;
-use std::io::Write;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
 use serde_json::Value;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor};
 use tessera_core::clock::TestClock;
 use tessera_core::id::new_id;
-use tessera_server::config::{Env, LogFormat, Logger, parse};
-use tracing_subscriber::layer::SubscriberExt;
+use tessera_server::config::{Env, parse};
 
+use crate::log_capture::{capture_logs, captured_lines};
 use crate::login::server;
 use crate::serve::{postgres_url, start};
 
@@ -45,52 +43,6 @@ async fn a_safe_request_id_is_echoed_and_an_unsafe_one_replaced() {
     running.shutdown().await;
 }
 
-thread_local! {
-    /// This thread's captured log output, while a test captures it.
-    static CAPTURED: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
-}
-
-/// Writes a log line into the capture of the thread that logs it (each test's runtime, and the
-/// server it started, run on the test's thread); lines of threads not capturing are dropped.
-struct ThreadCapture;
-
-impl Write for ThreadCapture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        CAPTURED.with(|captured| {
-            if let Some(bytes) = captured.borrow_mut().as_mut() {
-                bytes.extend_from_slice(buf);
-            }
-        });
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Starts capturing this thread's log lines, as JSON lines of tessera's own format. The subscriber is the binary's global one, as
-/// in production: a thread-scoped subscriber proved unreliable here, its callsites' interest being
-/// cached by the other tests' threads, which have none.
-fn capture_logs() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let logger = Logger { format: LogFormat::Json, ..Logger::default() };
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_subscriber::filter::LevelFilter::INFO)
-            .with(tessera_server::logging::layer(&logger, || ThreadCapture));
-        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in this binary");
-    });
-    // Callsites registered while it was being installed are asked again.
-    tracing::callsite::rebuild_interest_cache();
-    CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
-}
-
-/// This thread's captured lines, and the capture stopped.
-fn captured_lines() -> Vec<Value> {
-    let bytes = CAPTURED.with(|captured| captured.borrow_mut().take()).unwrap_or_default();
-    String::from_utf8(bytes).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect()
-}
-
 /// A stored client whose document no longer decodes: reading it is a storage failure, not a
 /// missing client.
 #[tokio::test]
@@ -113,7 +65,7 @@ async fn a_storage_failure_loading_trusted_peers_is_a_server_error_logged_with_t
         .await
         .unwrap();
 
-    capture_logs();
+    capture_logs(tracing::Level::INFO);
 
     let response = reqwest::Client::new()
         .post(format!("{}/dex/token", running.base))

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
@@ -132,12 +132,9 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-#[test]
-fn serve_runs_the_dev_config_and_stops_on_sigterm() {
-    let dir = temp_dir("serve");
-    let config = dev_config(&dir);
-    let (web, telemetry) = (free_port(), free_port());
-    let mut child = Command::new(BIN)
+/// `tessera serve CONFIG` on loopback ports, its stderr captured; returns once `/dex/healthz` answers.
+fn serve(config: &Path, web: u16, telemetry: u16) -> Child {
+    let child = Command::new(BIN)
         .args(["serve", config.to_str().unwrap()])
         .args(["--web-http-addr", &format!("127.0.0.1:{web}")])
         .args(["--telemetry-addr", &format!("127.0.0.1:{telemetry}")])
@@ -145,18 +142,16 @@ fn serve_runs_the_dev_config_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-
     let deadline = Instant::now() + Duration::from_secs(20);
-    let health = loop {
-        if let Some(answer) = get(web, "/dex/healthz") {
-            break answer;
-        }
+    while get(web, "/dex/healthz").is_none() {
         assert!(Instant::now() < deadline, "the server did not come up");
         std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(health, (200, "Health check passed".to_owned()));
-    assert_eq!(get(telemetry, "/healthz/live"), Some((200, "ok".to_owned())));
+    }
+    child
+}
 
+/// Sends SIGTERM and waits for the exit; the exit status and everything written to stderr.
+fn stop(mut child: Child) -> (ExitStatus, String) {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -169,11 +164,59 @@ fn serve_runs_the_dev_config_and_stops_on_sigterm() {
     };
     let mut stderr = String::new();
     child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    (exit, stderr)
+}
+
+#[test]
+fn serve_runs_the_dev_config_and_stops_on_sigterm() {
+    let dir = temp_dir("serve");
+    let config = dev_config(&dir);
+    let (web, telemetry) = (free_port(), free_port());
+    let child = serve(&config, web, telemetry);
+    assert_eq!(get(web, "/dex/healthz"), Some((200, "Health check passed".to_owned())));
+    assert_eq!(get(telemetry, "/healthz/live"), Some((200, "ok".to_owned())));
+
+    let (exit, stderr) = stop(child);
     assert!(exit.success(), "exit {exit:?}: {stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "no colour codes when stderr is not a terminal: {stderr:?}");
     assert!(stderr.contains(&format!("web=127.0.0.1:{web}")) && !stderr.contains("Some("), "{stderr}");
+    assert!(stderr.lines().all(|line| line.starts_with("time=")), "Dex's text format: {stderr}");
     assert!(get(web, "/dex/healthz").is_none(), "the port is closed after shutdown");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_request_fields_and_without_excluded_ones() {
+    let dir = temp_dir("json-logs");
+    let config = dir.join("json.yaml");
+    std::fs::write(
+        &config,
+        "issuer: http://127.0.0.1:5556/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:0\nlogger:\n  level: debug\n  format: json\n  excludeFields: [client_remote_addr]\nenablePasswordDB: true\n",
+    )
+    .unwrap();
+    let (web, telemetry) = (free_port(), free_port());
+    let child = serve(&config, web, telemetry);
+    assert_eq!(get(web, "/dex/keys").map(|(status, _)| status), Some(200));
+    let (exit, stderr) = stop(child);
+    assert!(exit.success(), "exit {exit:?}: {stderr}");
+
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("not a JSON line ({err}): {line}")))
+        .collect();
+    for line in &lines {
+        assert!(line["time"].is_string() && line["level"].is_string() && line["msg"].is_string(), "{line}");
+        assert!(line.get("client_remote_addr").is_none(), "excluded: {line}");
+    }
+    let serving = lines.iter().find(|line| line["msg"] == "tessera is serving").expect("the start-up line");
+    assert_eq!(serving["web"], format!("127.0.0.1:{web}"));
+    let keys = lines
+        .iter()
+        .find(|line| line["msg"] == "request served" && line["route"] == "/dex/keys")
+        .unwrap_or_else(|| panic!("the access line of /dex/keys: {stderr}"));
+    assert_eq!((&keys["method"], &keys["status"], &keys["level"]), (&"GET".into(), &200.into(), &"DEBUG".into()));
+    assert!(keys["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{keys}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
