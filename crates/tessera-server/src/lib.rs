@@ -7,6 +7,7 @@ pub mod config;
 pub mod connectors;
 pub mod custom_claims;
 pub mod http;
+pub mod metrics;
 pub mod refresh_tokens;
 pub mod server;
 pub mod signer;

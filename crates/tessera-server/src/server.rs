@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::connectors::Connectors;
+use crate::metrics::Metrics;
 use crate::refresh_tokens::RefreshTokens;
 use crate::signer::Signer;
 use crate::state::Shared;
@@ -40,6 +41,8 @@ pub enum StartError {
     Claims(#[from] crate::custom_claims::ClaimsSetupError),
     #[error("signing keys: {0}")]
     Keys(#[from] crate::signer::SignerError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     #[error("cannot listen on {address} ({what}): {source}")]
     Bind {
         what: &'static str,
@@ -96,7 +99,9 @@ impl BoundServer {
         clock: Arc<dyn Clock>,
         embedded_connectors: Vec<tessera_connectors::OpenedConnector>,
     ) -> Result<Self, StartError> {
-        let storage = open_storage(&config).await?;
+        // First, so that the first key rotation below is counted.
+        let metrics = Arc::new(Metrics::new()?);
+        let storage = open_storage(&config).await?.observed(metrics.storage_observer());
         let web = bind("web.http", config.web.http.as_deref().unwrap_or("0.0.0.0:5556")).await?;
         let telemetry = match &config.telemetry.http {
             Some(address) => Some(bind("telemetry.http", address).await?),
@@ -104,13 +109,16 @@ impl BoundServer {
         };
         let health = Arc::new(Health::new(clock.now()));
         // Like Dex, make sure a signing key exists before serving.
-        let signer = Arc::new(Signer::new(storage.clone(), clock.clone(), &config));
+        let signer =
+            Arc::new(Signer::new(storage.clone(), clock.clone(), &config).counting_rotations(metrics.key_rotations()));
         signer.rotate_and_load().await?;
         let connectors = Arc::new(
             Connectors::open(&storage, config.flags.continue_on_connector_failure, embedded_connectors).await?,
         );
         let pages = Pages::new(&config)?;
-        let claims = Arc::new(crate::custom_claims::build_chain(&config).await?);
+        let chain = crate::custom_claims::build_chain(&config).await?;
+        let claims_observer = metrics.claims_observer(&chain.names());
+        let claims = Arc::new(chain.observed(claims_observer));
         let issuer = Arc::new(TokenIssuer::new(
             config.issuer.clone(),
             config.expiry.id_tokens,
@@ -133,6 +141,7 @@ impl BoundServer {
             claims,
             issuer,
             refresh_tokens,
+            metrics,
         });
         Ok(Self { state, web, telemetry })
     }

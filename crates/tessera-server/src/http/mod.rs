@@ -40,7 +40,10 @@ pub fn router(state: AppState) -> Router {
         .merge(device::router(state.clone()))
         .merge(crate::web::router(state.pages.clone()))
         .merge(api);
-    let routes = mount_under(routes, state.config.issuer_path()).fallback(not_found);
+    let routes = mount_under(routes, state.config.issuer_path())
+        // Dex's HTTP metrics, for matched routes only: made-up paths add no series.
+        .route_layer(state.metrics.http_layer(state.config.issuer_path()))
+        .fallback(not_found);
     // Outermost: every request, the 404s included, gets its ID before anything logs.
     with_configured_headers(routes, &state.config.web).layer(request_id::RequestIdLayer)
 }

@@ -11,6 +11,7 @@ mod grants;
 mod ldap;
 mod lifecycle;
 mod login;
+mod metrics;
 mod oidc;
 mod pages;
 mod request_ids;
