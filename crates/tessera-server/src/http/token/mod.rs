@@ -19,10 +19,9 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
+use prometheus::IntCounter;
 use tessera_core::error::{ErrorCode, OAuthError};
 use tessera_core::grant;
-
-use prometheus::IntCounter;
 
 use self::pipeline::{Answer, complete};
 use super::error::{EndpointError, NO_STORE, oauth_json};
