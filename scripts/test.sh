@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test of tessera against real services: installs what is missing (PostgreSQL, slapd,
+# Runs every test of tessera against real services: installs what is missing (PostgreSQL, slapd, promtool,
 # Chromium and chromedriver with apt-get as root, oidc-provider with npm), starts a throwaway PostgreSQL and OpenLDAP on free
 # loopback ports, runs the suite, and stops what it started, on failure too.
 set -euo pipefail
@@ -13,6 +13,9 @@ command -v cargo >/dev/null || { log "cargo is missing: install the Rust toolcha
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   log "installing Chromium and chromedriver"; apt_install chromium chromium-driver
 fi
+
+# /metrics is checked with Prometheus' own linter.
+command -v promtool >/dev/null 2>&1 || { log "installing promtool"; apt_install --no-install-recommends prometheus; }
 
 # The OIDC connector is tested against the reference provider, oidc-provider from the npm registry.
 command -v npm >/dev/null 2>&1 || { log "installing Node.js"; apt_install nodejs npm; }

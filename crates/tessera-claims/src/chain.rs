@@ -1,8 +1,10 @@
 //! Enrichers run in order; a later one wins a key conflict; an error stops everything (no token,
 //! no partial token). Reserved names that still arrive at run time are dropped, logged and counted.
+//! What each run cost and how it ended is told to a [`ChainObserver`] (the server's metrics).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -69,15 +71,35 @@ pub struct ChainError {
     pub error: EnrichError,
 }
 
+/// Told what happened in the chain. Links are named by their place in it ([`Chain::names`]), so an
+/// observer can resolve its labels once, when it is made.
+pub trait ChainObserver: Send + Sync {
+    /// The link at `link` ran for `elapsed`, and failed with `failure` if it did.
+    fn enriched(&self, link: usize, elapsed: Duration, failure: Option<&EnrichError>);
+    /// The link at `link` produced a reserved claim, which was dropped.
+    fn reserved_dropped(&self, link: usize);
+}
+
 #[derive(Default)]
 pub struct Chain {
     links: Vec<Link>,
     reserved_dropped: AtomicU64,
+    observer: Option<Arc<dyn ChainObserver>>,
 }
 
 impl Chain {
     pub fn new(links: Vec<Link>) -> Self {
-        Self { links, reserved_dropped: AtomicU64::new(0) }
+        Self { links, reserved_dropped: AtomicU64::new(0), observer: None }
+    }
+
+    /// The same chain, telling `observer` about every run of a link.
+    pub fn observed(self, observer: Arc<dyn ChainObserver>) -> Self {
+        Self { observer: Some(observer), ..self }
+    }
+
+    /// The connection pools of the enrichers that have one, by enricher name.
+    pub fn pool_stats(&self) -> Vec<(&str, tessera_storage::PoolStats)> {
+        self.links.iter().filter_map(|link| Some((link.name.as_str(), link.enricher.pool_stats()?))).collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -95,17 +117,22 @@ impl Chain {
 
     pub async fn run(&self, context: &EnrichmentContext) -> Result<Enriched, ChainError> {
         let mut enriched = Enriched::default();
-        for link in self.links.iter().filter(|link| link.applies_to(context)) {
+        for (index, link) in self.links.iter().enumerate().filter(|(_, link)| link.applies_to(context)) {
             let mut claims = Map::new();
-            link.enricher
-                .enrich(context, &mut claims)
-                .await
-                .map_err(|error| ChainError { enricher: link.name.clone(), error })?;
+            let started = Instant::now();
+            let outcome = link.enricher.enrich(context, &mut claims).await;
+            if let Some(observer) = &self.observer {
+                observer.enriched(index, started.elapsed(), outcome.as_ref().err());
+            }
+            outcome.map_err(|error| ChainError { enricher: link.name.clone(), error })?;
             for (name, value) in claims {
                 if let Err(reserved) = link.guard.check(&name) {
                     // The start-up checks passed, so the source changed since (a new column, say):
                     // the standard value stands.
                     self.reserved_dropped.fetch_add(1, Ordering::Relaxed);
+                    if let Some(observer) = &self.observer {
+                        observer.reserved_dropped(index);
+                    }
                     tracing::warn!(enricher = %link.name, claim = %name, "dropped a reserved claim: {reserved}");
                     continue;
                 }
@@ -197,6 +224,35 @@ mod tests {
         let err = chain.run(&EnrichmentContext::default()).await.unwrap_err();
         assert_eq!(err.enricher, "tenants");
         assert_eq!(err.to_string(), "custom claims enricher \"tenants\" failed: database is down");
+    }
+
+    /// What an observer was told, as text.
+    #[derive(Default)]
+    struct Told(std::sync::Mutex<Vec<String>>);
+
+    impl ChainObserver for Told {
+        fn enriched(&self, link: usize, _elapsed: Duration, failure: Option<&EnrichError>) {
+            let outcome = failure.map_or("ok", EnrichError::cause);
+            self.0.lock().unwrap().push(format!("{link} {outcome}"));
+        }
+        fn reserved_dropped(&self, link: usize) {
+            self.0.lock().unwrap().push(format!("{link} dropped"));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_observer_hears_of_every_run_failure_and_dropped_claim_by_link() {
+        let told = Arc::new(Told::default());
+        let mut skipped = link("skipped", Fixed(json!({"a": 1})), Destinations::default());
+        skipped.clients = vec!["another-app".into()];
+        let chain = Chain::new(vec![
+            link("static", Fixed(json!({"org": "acme", "iss": "forged"})), Destinations::default()),
+            skipped,
+            link("tenants", Failing, Destinations::default()),
+        ])
+        .observed(told.clone());
+        chain.run(&EnrichmentContext::default()).await.unwrap_err();
+        assert_eq!(*told.0.lock().unwrap(), ["0 ok", "0 dropped", "2 failed"], "a link that does not apply is not run");
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ pub mod reserved;
 mod static_claims;
 pub mod template;
 
-pub use chain::{Chain, ChainError, Destinations, Enriched, Link};
+pub use chain::{Chain, ChainError, ChainObserver, Destinations, Enriched, Link};
 pub use context::EnrichmentContext;
 pub use postgres::{OnEmpty, PostgresEnricher, PostgresEnricherSettings};
 pub use static_claims::StaticEnricher;
@@ -23,10 +23,41 @@ use serde_json::{Map, Value};
 /// Why an enricher could not produce its claims. Never carries claim values: it is logged.
 #[derive(Debug, thiserror::Error)]
 pub enum EnrichError {
+    /// A failure of its own kind (an enricher built into a program that embeds tessera).
     #[error("{0}")]
     Failed(String),
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),
+    /// No connection to the source could be had (refused, timed out, the pool exhausted).
+    #[error("no connection: {0}")]
+    Unavailable(String),
+    /// The query failed on its connection.
+    #[error("query failed: {0}")]
+    Query(String),
+    /// The query found no row, and the enricher is told that is an error.
+    #[error("the query returned no row")]
+    NoRow,
+    #[error("the query returned more than one row")]
+    TooManyRows,
+    /// An argument or a column that cannot be what it must be (a malformed UUID, a column that is
+    /// no claim value).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl EnrichError {
+    /// The kind of failure, as a bounded name for a metric label.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            EnrichError::Failed(_) => "failed",
+            EnrichError::Timeout(_) => "timeout",
+            EnrichError::Unavailable(_) => "unavailable",
+            EnrichError::Query(_) => "query",
+            EnrichError::NoRow => "no_row",
+            EnrichError::TooManyRows => "too_many_rows",
+            EnrichError::Invalid(_) => "invalid",
+        }
+    }
 }
 
 /// Adds claims for one token.
@@ -34,4 +65,9 @@ pub enum EnrichError {
 pub trait ClaimsEnricher: Send + Sync {
     /// Writes this enricher's claims into `claims` (the chain decides what survives).
     async fn enrich(&self, context: &EnrichmentContext, claims: &mut Map<String, Value>) -> Result<(), EnrichError>;
+
+    /// How its database connection pool is used right now; `None` for an enricher without one.
+    fn pool_stats(&self) -> Option<tessera_storage::PoolStats> {
+        None
+    }
 }

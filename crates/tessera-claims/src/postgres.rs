@@ -311,7 +311,7 @@ impl PostgresEnricher {
     async fn fetch(&self, context: &EnrichmentContext) -> Result<Vec<sqlx::postgres::PgRow>, EnrichError> {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(self.sql.clone()));
         for (i, (template, param)) in self.params.iter().enumerate() {
-            let invalid = |what: &str| EnrichError::Failed(format!("argument ${} is not a valid {what}", i + 1));
+            let invalid = |what: &str| EnrichError::Invalid(format!("argument ${} is not a valid {what}", i + 1));
             query = match (template.render(context), param) {
                 (Argument::TextArray(values), _) => query.bind(values),
                 (Argument::Text(text), Param::Uuid) => {
@@ -326,10 +326,9 @@ impl PostgresEnricher {
                 (Argument::Text(text), _) => query.bind(text),
             };
         }
-        let failed = |e| EnrichError::Failed(format!("query failed: {e}"));
-        let mut connection = self.pool.acquire().await.map_err(failed)?;
+        let mut connection = self.pool.acquire().await.map_err(|e| EnrichError::Unavailable(e.to_string()))?;
         let outcome = query.fetch_all(&mut *connection).await;
-        connection.settle(outcome).map_err(failed)
+        connection.settle(outcome).map_err(|e| EnrichError::Query(e.to_string()))
     }
 }
 
@@ -341,22 +340,26 @@ impl ClaimsEnricher for PostgresEnricher {
             .map_err(|_| EnrichError::Timeout(self.deadline))??;
         let row = match rows.as_slice() {
             [] if self.on_empty == OnEmpty::Error => {
-                return Err(EnrichError::Failed("the query returned no row".into()));
+                return Err(EnrichError::NoRow);
             }
             [] => return Ok(()),
             [row] => row,
-            _ => return Err(EnrichError::Failed("the query returned more than one row".into())),
+            _ => return Err(EnrichError::TooManyRows),
         };
         for (i, column) in self.columns.iter().enumerate() {
             let text: Option<String> =
-                row.try_get(i).map_err(|e| EnrichError::Failed(format!("column {:?}: {e}", column.name)))?;
+                row.try_get(i).map_err(|e| EnrichError::Invalid(format!("column {:?}: {e}", column.name)))?;
             if let Some(text) = text {
                 let value = convert(column.kind, &text)
-                    .map_err(|problem| EnrichError::Failed(format!("column {:?}: {problem}", column.name)))?;
+                    .map_err(|problem| EnrichError::Invalid(format!("column {:?}: {problem}", column.name)))?;
                 claims.insert(column.name.clone(), value);
             }
         }
         Ok(())
+    }
+
+    fn pool_stats(&self) -> Option<tessera_storage::PoolStats> {
+        Some(self.pool.stats())
     }
 }
 

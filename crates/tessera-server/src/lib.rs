@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod custom_claims;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod refresh_tokens;
 pub mod server;
 pub mod signer;

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::connectors::Connectors;
+use crate::metrics::Metrics;
 use crate::refresh_tokens::RefreshTokens;
 use crate::signer::Signer;
 use crate::state::Shared;
@@ -44,6 +45,8 @@ pub enum StartError {
     Keys(#[from] crate::signer::SignerError),
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     #[error("cannot listen on {address} ({what}): {source}")]
     Bind {
         what: &'static str,
@@ -118,7 +121,9 @@ impl BoundServer {
         clock: Arc<dyn Clock>,
         embedded_connectors: Vec<tessera_connectors::OpenedConnector>,
     ) -> Result<Self, StartError> {
-        let storage = open_storage(&config).await?;
+        // First, so that the first key rotation below is counted.
+        let metrics = Arc::new(Metrics::new()?);
+        let storage = open_storage(&config).await?.observed(metrics.storage_observer());
         let http = bind_http(&config.web).await?;
         let https = bind_https(&config.web).await?;
         let telemetry = match &config.telemetry.http {
@@ -127,13 +132,16 @@ impl BoundServer {
         };
         let health = Arc::new(Health::new(clock.now()));
         // Like Dex, make sure a signing key exists before serving.
-        let signer = Arc::new(Signer::new(storage.clone(), clock.clone(), &config));
+        let signer =
+            Arc::new(Signer::new(storage.clone(), clock.clone(), &config).counting_rotations(metrics.key_rotations()));
         signer.rotate_and_load().await?;
         let connectors = Arc::new(
             Connectors::open(&storage, config.flags.continue_on_connector_failure, embedded_connectors).await?,
         );
         let pages = Pages::new(&config)?;
-        let claims = Arc::new(crate::custom_claims::build_chain(&config).await?);
+        let chain = crate::custom_claims::build_chain(&config).await?;
+        let claims_observer = metrics.claims_observer(&chain.names());
+        let claims = Arc::new(chain.observed(claims_observer));
         let issuer = Arc::new(TokenIssuer::new(
             config.issuer.clone(),
             config.expiry.id_tokens,
@@ -156,6 +164,7 @@ impl BoundServer {
             claims,
             issuer,
             refresh_tokens,
+            metrics,
         });
         Ok(Self { state, http, https, telemetry })
     }

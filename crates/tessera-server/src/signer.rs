@@ -5,6 +5,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use prometheus::IntCounter;
 use tessera_core::clock::Clock;
 use tessera_core::model::Keys;
 use tessera_jose::{Algorithm, JoseError, PrivateKey, PublicKey, RotationError, jwks, needs_rotation, rotate};
@@ -65,6 +66,8 @@ pub struct Signer {
     /// RSA signatures (~0.75 ms of CPU each) run on the blocking pool, at most one per core at a
     /// time, so the executor's workers keep their share of the CPU for requests that do not sign.
     rsa_signing: Semaphore,
+    /// Counts the rotations this replica wrote.
+    rotations: Option<IntCounter>,
 }
 
 impl Signer {
@@ -81,7 +84,13 @@ impl Signer {
             active: RwLock::new(None),
             generation: Semaphore::new(1),
             rsa_signing: Semaphore::new(std::thread::available_parallelism().map_or(1, usize::from)),
+            rotations: None,
         }
+    }
+
+    /// The same signer, counting in `counter` each rotation it writes (not those it adopts).
+    pub fn counting_rotations(self, counter: IntCounter) -> Self {
+        Self { rotations: Some(counter), ..self }
     }
 
     /// A compact JWS of the serialised `payload` with the active signing key. ES256 (~20 µs) is
@@ -129,6 +138,9 @@ impl Signer {
             .await;
         match rotated {
             Ok(keys) => {
+                if let Some(rotations) = &self.rotations {
+                    rotations.inc();
+                }
                 tracing::info!(kid = new_key.kid(), alg = new_key.alg().as_str(), "rotated the signing key");
                 Ok(keys)
             }

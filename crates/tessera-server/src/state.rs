@@ -7,6 +7,7 @@ use tessera_storage::Storage;
 
 use crate::config::Config;
 use crate::connectors::Connectors;
+use crate::metrics::Metrics;
 use crate::refresh_tokens::RefreshTokens;
 use crate::signer::Signer;
 use crate::storage_health::Health;
@@ -46,4 +47,6 @@ pub struct Shared {
     pub issuer: Arc<TokenIssuer>,
     /// Creates refresh tokens and writes their uses.
     pub refresh_tokens: Arc<RefreshTokens>,
+    /// This server's Prometheus registry (served on the telemetry listener).
+    pub metrics: Arc<Metrics>,
 }

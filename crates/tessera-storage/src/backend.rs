@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::StorageError;
+use crate::pool::PoolStats;
 
 /// The kinds of object tessera stores; each is a separate key space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,6 +121,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// A cheap round trip that proves the backend answers.
     async fn ping(&self) -> Result<(), StorageError>;
+
+    /// How its connection pool is used right now; `None` for a backend without one.
+    fn pool_stats(&self) -> Option<PoolStats> {
+        None
+    }
 }
 
 /// [`Backend::compare_and_swap_then`] as two calls.

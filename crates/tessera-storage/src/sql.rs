@@ -265,6 +265,10 @@ macro_rules! sql_backend {
             async fn ping(&self) -> Result<(), $crate::StorageError> {
                 on_connection!(self, |c| sqlx::query("SELECT 1").execute(c)).map(|_| ())
             }
+
+            fn pool_stats(&self) -> Option<$crate::pool::PoolStats> {
+                Some(self.pool.stats())
+            }
         }
     };
 }

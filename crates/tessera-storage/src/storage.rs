@@ -10,7 +10,9 @@ use tessera_core::model::{
 use time::OffsetDateTime;
 
 use crate::entity::{KEYS_KEY, offline_sessions_key};
-use crate::{Backend, Entity, StaticObjects, StorageError, Swap};
+use crate::observe::Observed;
+use crate::pool::PoolStats;
+use crate::{Backend, Entity, StaticObjects, StorageError, StorageObserver, Swap};
 
 /// How many times an update re-reads and re-runs its updater after losing a race before it gives up
 /// with [`StorageError::Conflict`]. Enough for a hundred writers on one row; a writer that still loses
@@ -64,6 +66,16 @@ impl Storage {
 
     pub fn backend_name(&self) -> &'static str {
         self.backend.name()
+    }
+
+    /// The same storage, with every backend round trip timed for `observer` (the server's metrics).
+    pub fn observed(self, observer: Arc<dyn StorageObserver>) -> Self {
+        Self { backend: Arc::new(Observed { inner: self.backend, observer }), ..self }
+    }
+
+    /// How the backend's connection pool is used right now; `None` for the memory backend.
+    pub fn pool_stats(&self) -> Option<PoolStats> {
+        self.backend.pool_stats()
     }
 
     /// [`StorageError::AlreadyExists`] if the key is taken, by a stored or a configured object.

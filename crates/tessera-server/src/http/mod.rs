@@ -42,7 +42,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::web::router(state.pages.clone()))
         .merge(api);
     let routes = routes.route_layer(request_id::RecordRouteLayer);
-    let routes = mount_under(routes, state.config.issuer_path()).fallback(not_found);
+    let routes = mount_under(routes, state.config.issuer_path())
+        // Dex's HTTP metrics, for matched routes only: made-up paths add no series.
+        .route_layer(state.metrics.http_layer(state.config.issuer_path()))
+        .fallback(not_found);
     // Outermost: every request, the 404s included, gets its ID before anything logs.
     let request_ids = request_id::RequestIdLayer::new(state.config.web.client_ip.clone());
     with_configured_headers(routes, &state.config.web).layer(request_ids)

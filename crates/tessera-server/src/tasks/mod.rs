@@ -66,13 +66,16 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 /// One garbage collection; a failure is logged and retried at the next interval.
 pub async fn collect_garbage(state: &AppState) {
     match state.storage.garbage_collect(state.clock.now()).await {
-        Ok(result) if !result.is_empty() => tracing::info!(
-            auth_requests = result.auth_requests,
-            auth_codes = result.auth_codes,
-            device_requests = result.device_requests,
-            device_tokens = result.device_tokens,
-            "garbage collection removed expired objects"
-        ),
+        Ok(result) if !result.is_empty() => {
+            state.metrics.garbage_collected(&result);
+            tracing::info!(
+                auth_requests = result.auth_requests,
+                auth_codes = result.auth_codes,
+                device_requests = result.device_requests,
+                device_tokens = result.device_tokens,
+                "garbage collection removed expired objects"
+            )
+        }
         Ok(_) => tracing::debug!("garbage collection found nothing expired"),
         Err(err) => tracing::error!(error = %err, "garbage collection failed"),
     }

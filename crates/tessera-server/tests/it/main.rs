@@ -14,6 +14,7 @@ mod lifecycle;
 mod log_capture;
 mod login;
 mod logs;
+mod metrics;
 mod oidc;
 mod pages;
 mod request_ids;

@@ -12,11 +12,12 @@
 mod check;
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sqlx::{ConnectOptions, Connection};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use check::{ConnectionCheck, is_connection_failure};
 pub use check::{PING_AFTER_BREAKAGE_FOR, PING_WHEN_IDLE_FOR};
@@ -34,6 +35,18 @@ pub struct PoolLimits {
     pub idle_timeout: Option<Duration>,
     /// A connection older than this is closed instead of reused (Dex's `connMaxLifetime`).
     pub max_lifetime: Option<Duration>,
+}
+
+/// How a pool is used at one moment (for metrics, read when they are scraped).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub max_connections: u32,
+    /// Connections held by callers, or being opened for one.
+    pub in_use: u32,
+    /// Open connections waiting to be used.
+    pub idle: u32,
+    /// Callers waiting for a connection because all `max_connections` are in use.
+    pub waiting: u32,
 }
 
 /// A cheap-to-clone handle on a set of connections to one database.
@@ -62,6 +75,8 @@ struct Shared<C: Connection> {
     /// age out at the bottom).
     idle: Mutex<Vec<Idle<C>>>,
     check: ConnectionCheck,
+    /// Callers queued on `slots` (counted only when they have to queue, so a free slot costs nothing).
+    waiting: AtomicU32,
 }
 
 /// A connection with what the pool needs to know about it. Boxed: sqlx's connection structs are
@@ -79,7 +94,14 @@ impl<C: Connection> Pool<C> {
     /// be reached fails start-up rather than the first request.
     pub async fn connect(options: C::Options, limits: PoolLimits) -> Result<Self, sqlx::Error> {
         let slots = Semaphore::new(usize::try_from(limits.max_connections.max(1)).unwrap_or(1));
-        let shared = Shared { options, limits, slots, idle: Mutex::new(Vec::new()), check: ConnectionCheck::new() };
+        let shared = Shared {
+            options,
+            limits,
+            slots,
+            idle: Mutex::new(Vec::new()),
+            check: ConnectionCheck::new(),
+            waiting: AtomicU32::new(0),
+        };
         let pool = Self { shared: Arc::new(shared) };
         let first = pool.acquire().await?;
         drop(first);
@@ -90,7 +112,14 @@ impl<C: Connection> Pool<C> {
     /// [`Pooled::settle`].
     pub async fn acquire(&self) -> Result<Pooled<C>, sqlx::Error> {
         let acquired = tokio::time::timeout(self.shared.limits.acquire_timeout, async {
-            let permit = self.shared.slots.acquire().await.map_err(|_| sqlx::Error::PoolClosed)?;
+            let permit = match self.shared.slots.try_acquire() {
+                Ok(permit) => permit,
+                Err(TryAcquireError::Closed) => return Err(sqlx::Error::PoolClosed),
+                Err(TryAcquireError::NoPermits) => {
+                    let _queued = Queued::enter(&self.shared.waiting);
+                    self.shared.slots.acquire().await.map_err(|_| sqlx::Error::PoolClosed)?
+                }
+            };
             // `Slot` gives the permit back, whatever happens to this future from here on.
             permit.forget();
             let slot = Slot { shared: Arc::clone(&self.shared) };
@@ -103,6 +132,19 @@ impl<C: Connection> Pool<C> {
             self.shared.check.observe(error);
         }
         acquired
+    }
+
+    /// How the pool is used right now.
+    pub fn stats(&self) -> PoolStats {
+        let shared = &self.shared;
+        let max_connections = shared.limits.max_connections.max(1);
+        let free = u32::try_from(shared.slots.available_permits()).unwrap_or(u32::MAX);
+        PoolStats {
+            max_connections,
+            in_use: if shared.slots.is_closed() { 0 } else { max_connections.saturating_sub(free) },
+            idle: u32::try_from(shared.lock_idle().len()).unwrap_or(u32::MAX),
+            waiting: shared.waiting.load(Ordering::Relaxed),
+        }
     }
 
     /// Refuses new acquisitions and closes the idle connections; those in use close when let go.
@@ -173,6 +215,22 @@ fn close_in_background<C: Connection>(connection: C) {
         runtime.spawn(async move {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
         });
+    }
+}
+
+/// A caller counted as waiting for a slot until this is dropped (it got one, timed out or was cancelled).
+struct Queued<'a>(&'a AtomicU32);
+
+impl<'a> Queued<'a> {
+    fn enter(waiting: &'a AtomicU32) -> Self {
+        waiting.fetch_add(1, Ordering::Relaxed);
+        Self(waiting)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -296,15 +354,20 @@ mod tests {
     #[tokio::test]
     async fn a_full_pool_makes_the_next_caller_wait_then_time_out() {
         let pool = memory_pool(1).await;
+        assert_eq!(pool.stats(), PoolStats { max_connections: 1, in_use: 0, idle: 1, waiting: 0 });
         let held = pool.acquire().await.unwrap();
+        assert_eq!(pool.stats(), PoolStats { max_connections: 1, in_use: 1, idle: 0, waiting: 0 });
         assert!(matches!(pool.acquire().await, Err(sqlx::Error::PoolTimedOut)));
+        assert_eq!(pool.stats().waiting, 0, "a caller that timed out no longer waits");
         let waiting = tokio::spawn({
             let pool = pool.clone();
             async move { pool.acquire().await.map(drop) }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(pool.stats().waiting, 1);
         drop(held);
         waiting.await.unwrap().unwrap();
+        assert_eq!(pool.stats(), PoolStats { max_connections: 1, in_use: 0, idle: 1, waiting: 0 });
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ use tessera_connectors::{CallbackRequest, ConnectorError, Login, Scopes};
 use super::finalize::finalize_login;
 use super::{internal_page, load_auth_request};
 use crate::AppState;
+use crate::metrics::LoginOutcome;
 
 /// The bare callback: `X-Remote-*` headers are dropped, so a forged `X-Remote-User` sent here is
 /// never trusted (the authenticating proxy's headers are read at `/callback/{id}` only).
@@ -50,11 +51,19 @@ async fn handle(state: &AppState, connector_id: Option<String>, request: Callbac
         return state.pages.error(StatusCode::BAD_REQUEST, "Requested resource does not exist.");
     };
     let scopes = Scopes::from_requested(&auth_request.scopes);
+    let connector_id = auth_request.connector_id.clone();
     match connector.handle_callback(scopes, &auth_request.connector_data, &request).await {
-        Ok(identity) => finalize_login(state, auth_request, identity).await,
+        Ok(identity) => {
+            state.metrics.login(&connector_id, LoginOutcome::Success);
+            finalize_login(state, auth_request, identity).await
+        }
         Err(ConnectorError::NotInRequiredGroups) => {
+            state.metrics.login(&connector_id, LoginOutcome::Denied);
             state.pages.error(StatusCode::FORBIDDEN, "You are not a member of a group allowed to log in.")
         }
-        Err(err) => internal_page(state, &err),
+        Err(err) => {
+            state.metrics.login(&connector_id, LoginOutcome::Error);
+            internal_page(state, &err)
+        }
     }
 }

@@ -14,6 +14,7 @@ use super::authorize::urlencode;
 use super::finalize::finalize_login;
 use super::{internal_page, load_auth_request, local_path};
 use crate::AppState;
+use crate::metrics::LoginOutcome;
 
 #[derive(Debug, Deserialize)]
 pub struct FormQuery {
@@ -93,12 +94,19 @@ pub async fn submit(
     };
     let scopes = Scopes::from_requested(&request.scopes);
     match connector.login(scopes, &credentials.login, &credentials.password).await {
-        Ok(Some(identity)) => finalize_login(&state, request, identity).await,
+        Ok(Some(identity)) => {
+            state.metrics.login(&connector_id, LoginOutcome::Success);
+            finalize_login(&state, request, identity).await
+        }
         Ok(None) => {
+            state.metrics.login(&connector_id, LoginOutcome::InvalidCredentials);
             tracing::info!(connector = %connector_id, "failed login attempt");
             render_form(&state, StatusCode::UNAUTHORIZED, &connector_id, &query, connector.prompt(), &credentials.login)
         }
-        Err(err) => internal_page(&state, &err),
+        Err(err) => {
+            state.metrics.login(&connector_id, LoginOutcome::Error);
+            internal_page(&state, &err)
+        }
     }
 }
 

@@ -73,7 +73,12 @@ pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
         })
         .await;
     let minted = match minted {
-        Ok(minted) => minted,
+        Ok(minted) => {
+            if let Some(issued) = state.metrics.tokens_issued(tessera_core::grant::IMPLICIT) {
+                issued.inc();
+            }
+            minted
+        }
         Err(err) => return EndpointError::from(err).into_redirect(&request.redirect_uri, &request.state),
     };
     // Sorted, as Go's url.Values encodes them.

@@ -19,23 +19,44 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
+use prometheus::IntCounter;
 use tessera_core::error::{ErrorCode, OAuthError};
 use tessera_core::grant;
 
 use self::pipeline::{Answer, complete};
-use super::error::{EndpointError, NO_STORE};
+use super::error::{EndpointError, NO_STORE, oauth_json};
 use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
     // The grants on offer follow from the configuration alone: decided once, not per request.
     let offered = state.config.grant_types();
-    Router::new().route("/token", any(token)).with_state(Arc::new(Endpoint { state, offered }))
+    let issued = offered.iter().map(|grant_type| state.metrics.tokens_issued(grant_type)).collect();
+    Router::new().route("/token", any(token)).with_state(Arc::new(Endpoint { state, offered, issued }))
 }
 
 struct Endpoint {
     state: AppState,
     /// The grant types `/token` serves (as discovery lists them).
     offered: Vec<&'static str>,
+    /// `tessera_tokens_issued_total` of each offered grant type, in the same order.
+    issued: Vec<Option<IntCounter>>,
+}
+
+impl Endpoint {
+    /// Counts the tokens issued for a grant type that `dispatch` accepted.
+    fn count_issued(&self, grant_type: &str) {
+        let at = self.offered.iter().position(|offered| *offered == grant_type);
+        if let Some(counter) = at.and_then(|at| self.issued.get(at)).and_then(Option::as_ref) {
+            counter.inc();
+        }
+    }
+
+    /// The error's JSON answer, counted by its OAuth code.
+    fn refuse(&self, error: EndpointError) -> Response {
+        let error = error.into_oauth();
+        self.state.metrics.token_error(error.code);
+        oauth_json(&error)
+    }
 }
 
 /// The form fields of a token request (first value of each name wins).
@@ -49,16 +70,20 @@ impl TokenForm {
 
 async fn token(State(endpoint): State<Arc<Endpoint>>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
     if method != Method::POST {
-        return EndpointError::from(OAuthError::invalid_request("method not allowed")).into_json();
+        return endpoint.refuse(OAuthError::invalid_request("method not allowed").into());
     }
     let form = TokenForm(url::form_urlencoded::parse(&body).into_owned().collect());
-    match dispatch(&endpoint, &headers, &form).await {
+    let answer = dispatch(&endpoint, &headers, &form).await;
+    if answer.is_ok() {
+        endpoint.count_issued(form.get("grant_type"));
+    }
+    match answer {
         Ok(Answer::Tokens(tokens)) => {
             let json = [(header::CONTENT_TYPE, "application/json")];
             (StatusCode::OK, NO_STORE, json, tokens.to_json()).into_response()
         }
         Ok(other) => (StatusCode::OK, NO_STORE, Json(other)).into_response(),
-        Err(error) => error.into_json(),
+        Err(error) => endpoint.refuse(error),
     }
 }
 

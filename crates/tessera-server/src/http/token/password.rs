@@ -12,6 +12,7 @@ use super::TokenForm;
 use super::pipeline::{Grant, Requested, ScopeRule, Subject};
 use crate::AppState;
 use crate::http::error::EndpointError;
+use crate::metrics::LoginOutcome;
 
 pub struct PasswordGrant<'a> {
     form: &'a TokenForm,
@@ -40,7 +41,7 @@ impl Grant for PasswordGrant<'_> {
 
     async fn subject(
         &mut self,
-        _state: &AppState,
+        state: &AppState,
         _client: &Client,
         connector: Option<&OpenedConnector>,
         scopes: &[String],
@@ -54,13 +55,18 @@ impl Grant for PasswordGrant<'_> {
         };
         let username = self.form.get("username");
         let identity = match login.login(Scopes::from_requested(scopes), username, self.form.get("password")).await {
-            Ok(Some(identity)) => identity,
+            Ok(Some(identity)) => {
+                state.metrics.login(&connector.id, LoginOutcome::Success);
+                identity
+            }
             Ok(None) => {
+                state.metrics.login(&connector.id, LoginOutcome::InvalidCredentials);
                 return Err(OAuthError::new(ErrorCode::AccessDenied, "Invalid username or password")
                     .with_status(401)
                     .into());
             }
             Err(err) => {
+                state.metrics.login(&connector.id, LoginOutcome::Error);
                 // The connector's failure is the client's answer (as in Dex), and the operator's log line.
                 tracing::error!(connector = %connector.id, error = %err, "password connector failed");
                 return Err(OAuthError::invalid_request("The password connector failed.").into());
