@@ -15,7 +15,9 @@ use tessera_core::model::RefreshToken;
 use tessera_core::refresh::{expired, secret_accepted};
 use tessera_core::subject::{decode_refresh_token, encode_subject};
 
-use super::error::oauth_json;
+use tessera_storage::{Optional, StorageError};
+
+use super::error::{EndpointError, oauth_json};
 use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -59,7 +61,11 @@ async fn introspect(State(state): State<AppState>, method: Method, body: Bytes) 
     let answer = if token.split('.').count() == 3 {
         state.issuer.verify(token).map(access_token)
     } else {
-        refresh_token(&state, token).await
+        match refresh_token(&state, token).await {
+            Ok(answer) => answer,
+            // A token that cannot be looked up is not known to be inactive: a server error, as Dex.
+            Err(err) => return EndpointError::from(err).into_json(),
+        }
     };
     match answer {
         Some(introspection) => (StatusCode::OK, Json(introspection)).into_response(),
@@ -96,14 +102,16 @@ fn access_token(claims: Map<String, Value>) -> Introspection {
     }
 }
 
-async fn refresh_token(state: &AppState, presented: &str) -> Option<Introspection> {
+/// The refresh token's introspection; `None` when it is unknown, revoked, expired or its secret is
+/// wrong.
+async fn refresh_token(state: &AppState, presented: &str) -> Result<Option<Introspection>, StorageError> {
     let (id, secret) = decode_refresh_token(presented);
-    let token = state.storage.get::<RefreshToken>(&id).await.ok()?;
+    let Some(token) = state.storage.get::<RefreshToken>(&id).await.optional()? else { return Ok(None) };
     let now = state.clock.now();
     let refresh = &state.config.expiry.refresh_tokens;
     let policy = refresh.policy();
     if !secret_accepted(&token, &secret, now, &policy) || expired(&token, now, &policy) {
-        return None;
+        return Ok(None);
     }
     let created = token.created_at.unix_timestamp();
     // Dex: the absolute lifetime's end, or the creation time when the lifetime is unlimited.
@@ -122,7 +130,7 @@ async fn refresh_token(state: &AppState, presented: &str) -> Option<Introspectio
         ext.insert("name".into(), json!(claims.username));
         ext.insert("preferred_username".into(), json!(claims.preferred_username));
     }
-    Some(Introspection {
+    Ok(Some(Introspection {
         active: true,
         client_id: token.client_id.clone(),
         username: claims.preferred_username.clone(),
@@ -136,5 +144,5 @@ async fn refresh_token(state: &AppState, presented: &str) -> Option<Introspectio
         token_type: "Bearer",
         token_use: "refresh_token",
         ext,
-    })
+    }))
 }

@@ -46,7 +46,7 @@ async fn a_safe_request_id_is_echoed_and_an_unsafe_one_replaced() {
 /// A stored client whose document no longer decodes: reading it is a storage failure, not a
 /// missing client.
 #[tokio::test]
-async fn a_storage_failure_loading_trusted_peers_is_a_server_error_logged_with_the_request_id() {
+async fn storage_failures_are_server_errors_logged_with_the_request_id() {
     let Some(url) = postgres_url() else { return };
     let admin: PgConnectOptions = url.parse().unwrap();
     let name = format!("tessera_request_ids_{}", new_id());
@@ -94,6 +94,22 @@ async fn a_storage_failure_loading_trusted_peers_is_a_server_error_logged_with_t
         assert_eq!(line["route"], "/dex/token", "{line}");
         assert_eq!(line["client_remote_addr"], "127.0.0.1", "{line}");
     }
+
+    // Introspecting a refresh token storage cannot read is a server error, never "inactive".
+    db.execute(
+        "INSERT INTO tessera_objects (kind, id, version, data) VALUES ('refresh_token', 'broken-token', 1, 'not json')",
+    )
+    .await
+    .unwrap();
+    let introspect = |token: &'static str| {
+        reqwest::Client::new().post(format!("{}/dex/token/introspect", running.base)).form(&[("token", token)]).send()
+    };
+    let broken = introspect("broken-token").await.unwrap();
+    assert_eq!(broken.status(), 500);
+    assert_eq!(broken.json::<Value>().await.unwrap(), serde_json::json!({"error": "server_error"}));
+    let unknown = introspect("no-such-token").await.unwrap();
+    assert_eq!(unknown.status(), 200);
+    assert_eq!(unknown.json::<Value>().await.unwrap(), serde_json::json!({"active": false}));
     running.shutdown().await;
     db.close().await.unwrap();
     control.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();
