@@ -52,3 +52,10 @@ cargo test --workspace --locked
 log "running the server and storage suites again with the test clock a year ahead"
 TESSERA_TEST_CLOCK_START=$(date -u -d '+365 days' +%Y-%m-%dT%H:%M:%SZ) \
   cargo test --locked -p tessera-server -p tessera-storage --test it
+
+# Deployment artifacts: the Kubernetes manifests (rendered and schema-checked), then the container image
+# (a release build, inspected, and run chrooted into its exported filesystem against the PostgreSQL above).
+log "testing the Kubernetes manifests"
+scripts/tests/kubernetes.sh
+log "testing the container image"
+scripts/tests/image.sh
