@@ -1,7 +1,10 @@
-//! The connectors this server logs users in with, opened once at start-up from storage (the
-//! configured ones and any stored ones).
+//! The connectors this server logs users in with: opened at start-up from storage (the configured
+//! ones and any stored ones), and brought in line with storage again when the API changes one or a
+//! login page is shown, so that a connector created, updated or deleted on any replica takes effect
+//! without a restart (Dex reads its connectors from storage in the same places).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use tessera_connectors::{OpenedConnector, open};
 use tessera_core::model::Connector;
@@ -17,11 +20,37 @@ pub enum ConnectorsError {
     None,
 }
 
+/// One opened connector and the stored record it was opened from (`None`: built in code).
+#[derive(Clone)]
+struct Entry {
+    opened: Arc<OpenedConnector>,
+    source: Option<Connector>,
+}
+
+/// The connectors in service at one moment, in the order they were configured.
+#[derive(Clone, Default)]
+struct Set {
+    entries: Vec<Entry>,
+    index: BTreeMap<String, usize>,
+}
+
+impl Set {
+    fn push(&mut self, entry: Entry) {
+        self.index.insert(entry.opened.id.clone(), self.entries.len());
+        self.entries.push(entry);
+    }
+
+    fn get(&self, id: &str) -> Option<&Entry> {
+        self.index.get(id).and_then(|i| self.entries.get(*i))
+    }
+}
+
 #[derive(Default)]
 pub struct Connectors {
-    /// In the order they were configured.
-    opened: Vec<OpenedConnector>,
-    index: BTreeMap<String, usize>,
+    /// Readers take a snapshot; a refresh swaps in a new one.
+    current: RwLock<Arc<Set>>,
+    /// One refresh at a time, so that a changed connector is opened once.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl Connectors {
@@ -34,10 +63,10 @@ impl Connectors {
         continue_on_failure: bool,
         embedded: Vec<OpenedConnector>,
     ) -> Result<Self, ConnectorsError> {
-        let mut connectors = Connectors::default();
+        let mut set = Set::default();
         for connector in storage.list::<Connector>().await? {
             match open(&connector, storage).await {
-                Ok(opened) => connectors.push(opened),
+                Ok(opened) => set.push(Entry { opened: Arc::new(opened), source: Some(connector) }),
                 Err(err) if continue_on_failure => {
                     tracing::error!(connector = %connector.id, kind = %connector.kind, error = %err, "skipping a connector that failed to open");
                 }
@@ -45,30 +74,74 @@ impl Connectors {
             }
         }
         for connector in embedded {
-            if connectors.get(&connector.id).is_some() {
+            if set.get(&connector.id).is_some() {
                 return Err(ConnectorsError::Failed {
                     id: connector.id,
                     message: "the ID is already configured".into(),
                 });
             }
-            connectors.push(connector);
+            set.push(Entry { opened: Arc::new(connector), source: None });
         }
-        if connectors.opened.is_empty() {
+        if set.entries.is_empty() {
             return Err(ConnectorsError::None);
         }
-        Ok(connectors)
+        Ok(Self { current: RwLock::new(Arc::new(set)), refreshing: tokio::sync::Mutex::new(()) })
     }
 
-    fn push(&mut self, connector: OpenedConnector) {
-        self.index.insert(connector.id.clone(), self.opened.len());
-        self.opened.push(connector);
+    fn snapshot(&self) -> Arc<Set> {
+        self.current.read().map(|set| set.clone()).unwrap_or_default()
     }
 
-    pub fn get(&self, id: &str) -> Option<&OpenedConnector> {
-        self.index.get(id).and_then(|i| self.opened.get(*i))
+    pub fn get(&self, id: &str) -> Option<Arc<OpenedConnector>> {
+        self.snapshot().get(id).map(|entry| entry.opened.clone())
     }
 
-    pub fn all(&self) -> &[OpenedConnector] {
-        &self.opened
+    pub fn all(&self) -> Vec<Arc<OpenedConnector>> {
+        self.snapshot().entries.iter().map(|entry| entry.opened.clone()).collect()
     }
+
+    /// Brings the connectors in line with storage: opens the new ones, reopens those whose record
+    /// changed and closes the deleted ones; the others stay as they are (no upstream discovery again).
+    /// One that fails to open is logged and left out, never served with its previous settings.
+    pub async fn refresh(&self, storage: &Storage) -> Result<(), StorageError> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        let stored = storage.list::<Connector>().await?;
+        let before = self.snapshot();
+        let unchanged = stored.len() + embedded(&before).count() == before.entries.len()
+            && stored.iter().all(|c| before.get(&c.id).is_some_and(|e| e.source.as_ref() == Some(c)));
+        if unchanged {
+            return Ok(());
+        }
+        let mut next = Set::default();
+        for connector in stored {
+            if let Some(entry) = before.get(&connector.id).filter(|e| e.source.as_ref() == Some(&connector)) {
+                next.push(entry.clone());
+                continue;
+            }
+            if before.get(&connector.id).is_some_and(|e| e.source.is_none()) {
+                tracing::error!(connector = %connector.id, "a stored connector has the ID of a connector built in code; ignoring it");
+                continue;
+            }
+            match open(&connector, storage).await {
+                Ok(opened) => {
+                    tracing::info!(connector = %connector.id, kind = %connector.kind, "opened a connector from storage");
+                    next.push(Entry { opened: Arc::new(opened), source: Some(connector) });
+                }
+                Err(err) => {
+                    tracing::error!(connector = %connector.id, kind = %connector.kind, error = %err, "a stored connector failed to open; it is not served");
+                }
+            }
+        }
+        for entry in embedded(&before) {
+            next.push(entry.clone());
+        }
+        if let Ok(mut current) = self.current.write() {
+            *current = Arc::new(next);
+        }
+        Ok(())
+    }
+}
+
+fn embedded(set: &Set) -> impl Iterator<Item = &Entry> {
+    set.entries.iter().filter(|entry| entry.source.is_none())
 }
