@@ -72,3 +72,25 @@ pub fn router(state: &AppState) -> Result<axum::Router, tonic_reflection::server
     }
     Ok(routes.prepare().into_axum_router())
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use sha2::{Digest, Sha256};
+
+    /// The compiled proto without its comments and positions is byte for byte what `protoc
+    /// --descriptor_set_out` makes of Dex's `api/v2/api.proto` (master at ab64ed7; less the empty
+    /// method options that protoc records for `{}` and protox does not), whose SHA-256 this is: a
+    /// changed name, number, type or label anywhere would break Dex's clients, and this test.
+    const DEX_DESCRIPTOR_SHA256: &str = "74ddad56b7c6d0eb8c44a5239f04d98002bdd95334d061cc46770e8e0c86409b";
+
+    #[test]
+    fn the_proto_has_dexs_wire_shape() {
+        let mut set = prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET).unwrap();
+        for file in &mut set.file {
+            file.source_code_info = None;
+        }
+        let digest: String = Sha256::digest(set.encode_to_vec()).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(digest, DEX_DESCRIPTOR_SHA256);
+    }
+}
