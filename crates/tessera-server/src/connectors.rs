@@ -32,6 +32,9 @@ struct Entry {
 struct Set {
     entries: Vec<Entry>,
     index: BTreeMap<String, usize>,
+    /// Stored records that failed to open, tried again only once they change: an upstream that is down
+    /// must not make every login page wait for its discovery.
+    failed: BTreeMap<String, Connector>,
 }
 
 impl Set {
@@ -69,6 +72,7 @@ impl Connectors {
                 Ok(opened) => set.push(Entry { opened: Arc::new(opened), source: Some(connector) }),
                 Err(err) if continue_on_failure => {
                     tracing::error!(connector = %connector.id, kind = %connector.kind, error = %err, "skipping a connector that failed to open");
+                    set.failed.insert(connector.id.clone(), connector);
                 }
                 Err(err) => return Err(ConnectorsError::Failed { id: connector.id, message: err.to_string() }),
             }
@@ -107,8 +111,11 @@ impl Connectors {
         let _one_at_a_time = self.refreshing.lock().await;
         let stored = storage.list::<Connector>().await?;
         let before = self.snapshot();
-        let unchanged = stored.len() + embedded(&before).count() == before.entries.len()
-            && stored.iter().all(|c| before.get(&c.id).is_some_and(|e| e.source.as_ref() == Some(c)));
+        let known = |c: &Connector| {
+            before.get(&c.id).is_some_and(|e| e.source.as_ref() == Some(c)) || before.failed.get(&c.id) == Some(c)
+        };
+        let unchanged = stored.len() + embedded(&before).count() == before.entries.len() + before.failed.len()
+            && stored.iter().all(known);
         if unchanged {
             return Ok(());
         }
@@ -116,6 +123,10 @@ impl Connectors {
         for connector in stored {
             if let Some(entry) = before.get(&connector.id).filter(|e| e.source.as_ref() == Some(&connector)) {
                 next.push(entry.clone());
+                continue;
+            }
+            if before.failed.get(&connector.id) == Some(&connector) {
+                next.failed.insert(connector.id.clone(), connector);
                 continue;
             }
             if before.get(&connector.id).is_some_and(|e| e.source.is_none()) {
@@ -129,6 +140,7 @@ impl Connectors {
                 }
                 Err(err) => {
                     tracing::error!(connector = %connector.id, kind = %connector.kind, error = %err, "a stored connector failed to open; it is not served");
+                    next.failed.insert(connector.id.clone(), connector);
                 }
             }
         }

@@ -399,7 +399,17 @@ async fn a_connector_written_by_another_replica_shows_on_the_next_login_page() {
         ..Default::default()
     };
     running.state.storage.create(&connector).await.unwrap();
-    assert!(connector_choice(&running).await.contains("Log in with From Elsewhere"));
+    // One whose settings its connector refuses is left out; the others are served.
+    let broken = tessera_core::model::Connector {
+        id: "broken".into(),
+        kind: "ldap".into(),
+        name: "Broken".into(),
+        config: json!({}),
+        ..Default::default()
+    };
+    running.state.storage.create(&broken).await.unwrap();
+    let page = connector_choice(&running).await;
+    assert!(page.contains("Log in with From Elsewhere") && !page.contains("Broken"), "{page}");
     running.state.storage.delete::<tessera_core::model::Connector>("elsewhere").await.unwrap();
     assert!(!connector_choice(&running).await.contains("From Elsewhere"));
     assert!(running.state.connectors.get("elsewhere").is_none());
@@ -499,4 +509,23 @@ async fn a_bad_client_ca_fails_at_start_naming_the_key() {
     );
     let err = server_with_env(&grpc, "", "", &Env::default()).await.err().expect("refuses to start");
     assert!(err.starts_with("grpc.tlsClientCA: cannot use "), "{err}");
+}
+
+#[tokio::test]
+async fn tls_without_a_client_ca_starts_with_a_warning() {
+    crate::log_capture::capture_logs(tracing::Level::WARN);
+    let pki = Pki::new();
+    let grpc = format!(
+        "grpc:\n  addr: 127.0.0.1:0\n  tlsCert: {}\n  tlsKey: {}\n",
+        pki.path("server.pem").display(),
+        pki.path("server.key").display()
+    );
+    let running = server_with_env(&grpc, "", "", &Env::default()).await.unwrap().0;
+    let lines = crate::log_capture::captured_lines();
+    let warning = lines
+        .iter()
+        .find(|line| line["msg"].as_str().is_some_and(|msg| msg.contains("grpc.tlsClientCA is unset")))
+        .unwrap_or_else(|| panic!("no warning about the missing client CA in {lines:#?}"));
+    assert_eq!((&warning["level"], &warning["tls"]), (&json!("WARN"), &json!(true)), "{warning}");
+    running.shutdown().await;
 }
