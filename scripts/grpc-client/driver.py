@@ -8,7 +8,8 @@ Reads one JSON command per line on stdin and answers one JSON line on stdout:
                                                   bytes in base64), the response likewise
   {"raw": "GetVersion", "hex": "..."}            a call with hand-made request bytes (unknown fields)
   {"reflect": true}                              the services the server's reflection lists
-Answers: {"ok": true, "response": {...}} or {"ok": false, "code": "NOT_FOUND", "details": "..."}.
+Answers: {"ok": true, "response": {...}} or {"ok": false, "code": "NOT_FOUND", "details": "...",
+"request_id": "..."} (the x-request-id the server sent back).
 """
 
 import argparse
@@ -47,7 +48,9 @@ def channel(args):
 
 
 def failure(err):
-    return {"ok": False, "code": err.code().name, "details": err.details()}
+    # An error answered in headers alone (a "trailers-only" response) has them as trailing metadata.
+    metadata = dict(list(err.initial_metadata() or []) + list(err.trailing_metadata() or []))
+    return {"ok": False, "code": err.code().name, "details": err.details(), "request_id": metadata.get("x-request-id")}
 
 
 def main():

@@ -13,6 +13,7 @@ mod status;
 
 use std::sync::Arc;
 
+use tessera_core::client_ip::ClientIpRule;
 use tessera_storage::Storage;
 
 use crate::AppState;
@@ -70,7 +71,10 @@ pub fn router(state: &AppState) -> Result<axum::Router, tonic_reflection::server
             .build_v1alpha()?;
         routes = routes.add_service(reflection).add_service(reflection_alpha);
     }
-    Ok(routes.prepare().into_axum_router())
+    // Each call gets a request ID and span, as an HTTP request does, so the log line of a failure
+    // (`status.rs`) can be found from the `x-request-id` the caller got back in its metadata.
+    let request_ids = crate::http::request_id::RequestIdLayer::new(ClientIpRule::default());
+    Ok(routes.prepare().into_axum_router().layer(request_ids))
 }
 
 #[cfg(test)]

@@ -53,11 +53,12 @@ struct Driver {
     stdout: Lines<BufReader<ChildStdout>>,
 }
 
-/// A failed call: its gRPC status code name and message.
+/// A failed call: its gRPC status code name and message, and the request ID the server sent back.
 #[derive(Debug)]
 struct Failure {
     code: String,
     details: String,
+    request_id: Option<String>,
 }
 
 impl Driver {
@@ -97,6 +98,7 @@ impl Driver {
             Err(Failure {
                 code: answer["code"].as_str().unwrap().to_owned(),
                 details: answer["details"].as_str().unwrap_or_default().to_owned(),
+                request_id: answer["request_id"].as_str().map(str::to_owned),
             })
         }
     }
@@ -201,7 +203,9 @@ async fn a_python_client_manages_clients_passwords_and_refresh_tokens_that_work_
     api.fails("CreateClient", json!({}), "INVALID_ARGUMENT").await;
     let details = api.fails("CreateClient", json!({"client": {"id": "example-app"}}), "FAILED_PRECONDITION").await;
     assert!(details.contains("read-only"), "{details}");
-    assert_eq!(api.fails("GetClient", json!({"id": "bad"}), "NOT_FOUND").await, "client \"bad\" not found");
+    let missing = api.call("GetClient", json!({"id": "bad"})).await.unwrap_err();
+    assert_eq!((missing.code.as_str(), missing.details.as_str()), ("NOT_FOUND", "client \"bad\" not found"));
+    assert!(missing.request_id.is_some_and(|id| !id.is_empty()), "each call has a request ID, as HTTP requests do");
 
     let updated = api.ok("UpdateClient", json!({"id": "onboarded", "logo_url": "https://app.example/logo.png"})).await;
     assert_eq!(updated.get("not_found"), None);
