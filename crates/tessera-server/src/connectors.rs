@@ -108,15 +108,15 @@ impl Connectors {
     /// changed and closes the deleted ones; the others stay as they are (no upstream discovery again).
     /// One that fails to open is logged and left out, never served with its previous settings.
     pub async fn refresh(&self, storage: &Storage) -> Result<(), StorageError> {
+        // The common case, nothing changed, takes no lock: login pages do not queue behind each other.
+        if in_line(&self.snapshot(), &storage.list::<Connector>().await?) {
+            return Ok(());
+        }
         let _one_at_a_time = self.refreshing.lock().await;
+        // Read again under the lock, so that a refresh that waited cannot put back an older list.
         let stored = storage.list::<Connector>().await?;
         let before = self.snapshot();
-        let known = |c: &Connector| {
-            before.get(&c.id).is_some_and(|e| e.source.as_ref() == Some(c)) || before.failed.get(&c.id) == Some(c)
-        };
-        let unchanged = stored.len() + embedded(&before).count() == before.entries.len() + before.failed.len()
-            && stored.iter().all(known);
-        if unchanged {
+        if in_line(&before, &stored) {
             return Ok(());
         }
         let mut next = Set::default();
@@ -131,6 +131,7 @@ impl Connectors {
             }
             if before.get(&connector.id).is_some_and(|e| e.source.is_none()) {
                 tracing::error!(connector = %connector.id, "a stored connector has the ID of a connector built in code; ignoring it");
+                next.failed.insert(connector.id.clone(), connector);
                 continue;
             }
             match open(&connector, storage).await {
@@ -154,6 +155,53 @@ impl Connectors {
     }
 }
 
+/// Whether `set` already reflects `stored`: the same records, opened or known to fail.
+fn in_line(set: &Set, stored: &[Connector]) -> bool {
+    let known = |c: &Connector| {
+        set.get(&c.id).is_some_and(|e| e.source.as_ref() == Some(c)) || set.failed.get(&c.id) == Some(c)
+    };
+    stored.len() + embedded(set).count() == set.entries.len() + set.failed.len() && stored.iter().all(known)
+}
+
 fn embedded(set: &Set) -> impl Iterator<Item = &Entry> {
     set.entries.iter().filter(|entry| entry.source.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mock(id: &str, name: &str) -> Connector {
+        Connector { id: id.into(), kind: "mockCallback".into(), name: name.into(), ..Connector::default() }
+    }
+
+    #[tokio::test]
+    async fn refresh_opens_new_reopens_changed_and_drops_deleted_connectors_only() {
+        let storage = Storage::new(Arc::new(tessera_storage::memory::MemoryBackend::new()));
+        storage.create(&mock("kept", "Kept")).await.unwrap();
+        let connectors = Connectors::open(&storage, true, Vec::new()).await.unwrap();
+        let kept = connectors.get("kept").unwrap();
+
+        storage.create(&mock("added", "Added")).await.unwrap();
+        connectors.refresh(&storage).await.unwrap();
+        assert_eq!(connectors.get("added").unwrap().name, "Added");
+        assert!(Arc::ptr_eq(&kept, &connectors.get("kept").unwrap()), "an unchanged connector is not reopened");
+
+        storage
+            .update::<Connector, _, StorageError>("kept", |c| Ok(Connector { name: "Renamed".into(), ..c }))
+            .await
+            .unwrap();
+        storage.delete::<Connector>("added").await.unwrap();
+        let broken = Connector { id: "broken".into(), kind: "nosuch".into(), ..Connector::default() };
+        storage.create(&broken).await.unwrap();
+        connectors.refresh(&storage).await.unwrap();
+        assert_eq!(connectors.get("kept").unwrap().name, "Renamed", "a changed record is reopened");
+        assert!(connectors.get("added").is_none() && connectors.get("broken").is_none());
+        let ids: Vec<String> = connectors.all().iter().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, ["kept"]);
+        assert!(
+            in_line(&connectors.snapshot(), &storage.list::<Connector>().await.unwrap()),
+            "the failure is remembered"
+        );
+    }
 }
