@@ -128,7 +128,8 @@ async fn bind_grpc(grpc: &crate::config::Grpc) -> Result<Option<(TcpListener, Op
         );
     }
     let listener = bind("grpc.addr", address).await?;
-    tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), tls = tls.is_some(), mutual_tls = tls.as_ref().is_some_and(|t| t.mutual), reflection = grpc.reflection, "gRPC API listening");
+    let mutual_tls = tls.as_ref().is_some_and(|tls| tls.mutual);
+    tracing::info!(tls = tls.is_some(), mutual_tls, reflection = grpc.reflection, "gRPC API enabled");
     Ok(Some((listener, tls)))
 }
 
