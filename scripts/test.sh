@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of tessera against real services: installs what is missing (PostgreSQL, slapd, promtool,
-# Chromium and chromedriver with apt-get as root, oidc-provider with npm), starts a throwaway PostgreSQL and OpenLDAP on free
-# loopback ports, runs the suite, and stops what it started, on failure too.
+# Chromium and chromedriver with apt-get as root, oidc-provider with npm, grpcio-tools with pip), starts a
+# throwaway PostgreSQL and OpenLDAP on free loopback ports, runs the suite, and stops what it started, on
+# failure too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/apt.sh
@@ -24,6 +25,17 @@ if [ ! -d scripts/oidc-provider/node_modules/oidc-provider ]; then
   npm install --prefix scripts/oidc-provider --no-audit --no-fund --loglevel=error >/dev/null
 fi
 export TESSERA_TEST_OIDC_PROVIDER="$PWD/scripts/oidc-provider/op.mjs"
+
+# The gRPC API is called by a client of another toolchain: Python stubs that grpcio-tools (from PyPI)
+# generates from our proto during the test, in a virtualenv of its own.
+grpc_venv=scripts/grpc-client/.venv
+if ! "$grpc_venv/bin/python" -c 'import grpc_tools, grpc_reflection' >/dev/null 2>&1; then
+  log "installing grpcio-tools and grpcio-reflection"
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then apt_install python3 python3-venv; fi
+  python3 -m venv "$grpc_venv"
+  "$grpc_venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/grpc-client/requirements.txt
+fi
+export TESSERA_TEST_GRPC_PYTHON="$PWD/$grpc_venv/bin/python"
 
 scratch=$(mktemp -d /tmp/tessera-test.XXXXXX)
 cleanup() {

@@ -3,6 +3,7 @@
 //! Everything here is a plain function of its inputs (time included, through [`clock::Clock`]), so the
 //! rules are tested without a server or a database.
 
+pub mod admin;
 pub mod authorize;
 pub mod bytes;
 pub mod claim_names;

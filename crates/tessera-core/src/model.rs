@@ -29,6 +29,10 @@ pub struct Client {
     /// `standalone` (default) or `session`.
     pub refresh_token_lifetime: String,
     pub client_credentials_claims: Option<ClientCredentialsClaims>,
+    /// Clients whose browser sign-in this one may reuse (Dex's sessions); kept for the API, not used yet.
+    pub sso_shared_with: Vec<String>,
+    /// Where a back-channel logout token would be sent; kept for the API, not used yet.
+    pub backchannel_logout_uri: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

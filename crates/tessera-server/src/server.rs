@@ -19,7 +19,7 @@ use crate::refresh_tokens::RefreshTokens;
 use crate::signer::Signer;
 use crate::state::Shared;
 use crate::storage_health::Health;
-use crate::tls::Https;
+use crate::tls::{GrpcTls, Https};
 use crate::token_issuer::TokenIssuer;
 use crate::web::Pages;
 use crate::{AppState, http, tasks};
@@ -47,6 +47,8 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("grpc.reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
     #[error("cannot listen on {address} ({what}): {source}")]
     Bind {
         what: &'static str,
@@ -90,6 +92,8 @@ pub struct BoundServer {
     http: Option<TcpListener>,
     https: Option<(TcpListener, Https)>,
     telemetry: Option<TcpListener>,
+    /// The gRPC listener, its TLS and the API's router.
+    grpc: Option<(TcpListener, Option<GrpcTls>, axum::Router)>,
 }
 
 /// `web.http`, bound; Dex's default address when neither HTTP nor HTTPS is configured (a `Config`
@@ -107,6 +111,26 @@ async fn bind_https(web: &crate::config::Web) -> Result<Option<(TcpListener, Htt
     let Some(tls) = Https::from_config(web)? else { return Ok(None) };
     let address = web.https.as_deref().unwrap_or_default();
     Ok(Some((bind("web.https", address).await?, tls)))
+}
+
+/// `grpc.addr`, bound, with its TLS loaded; nothing when no address is set (never a default: the API
+/// administers the whole server).
+async fn bind_grpc(grpc: &crate::config::Grpc) -> Result<Option<(TcpListener, Option<GrpcTls>)>, StartError> {
+    let Some(address) = &grpc.addr else { return Ok(None) };
+    let tls = GrpcTls::from_config(grpc)?;
+    if !tls.as_ref().is_some_and(|tls| tls.mutual) {
+        // As Dex warns: without client certificates, whoever reaches the port administers the server.
+        tracing::warn!(
+            tls = tls.is_some(),
+            "grpc: the API has no client certificate authentication (grpc.tlsClientCA is unset) and gives full \
+             administrative access; make sure only a trusted, authenticated service can reach grpc.addr, or set \
+             grpc.tlsClientCA to require mutual TLS"
+        );
+    }
+    let listener = bind("grpc.addr", address).await?;
+    let mutual_tls = tls.as_ref().is_some_and(|tls| tls.mutual);
+    tracing::info!(tls = tls.is_some(), mutual_tls, reflection = grpc.reflection, "gRPC API enabled");
+    Ok(Some((listener, tls)))
 }
 
 impl BoundServer {
@@ -130,6 +154,7 @@ impl BoundServer {
             Some(address) => Some(bind("telemetry.http", address).await?),
             None => None,
         };
+        let grpc = bind_grpc(&config.grpc).await?;
         let health = Arc::new(Health::new(clock.now()));
         // Like Dex, make sure a signing key exists before serving.
         let signer =
@@ -166,7 +191,11 @@ impl BoundServer {
             refresh_tokens,
             metrics,
         });
-        Ok(Self { state, http, https, telemetry })
+        let grpc = match grpc {
+            Some((listener, tls)) => Some((listener, tls, crate::grpc::router(&state)?)),
+            None => None,
+        };
+        Ok(Self { state, http, https, telemetry, grpc })
     }
 
     /// The plain HTTP listener's address.
@@ -181,6 +210,11 @@ impl BoundServer {
 
     pub fn telemetry_addr(&self) -> Option<SocketAddr> {
         self.telemetry.as_ref().and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// The gRPC API's address.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().and_then(|(listener, _, _)| listener.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish (up to
@@ -200,6 +234,17 @@ impl BoundServer {
         }
         if let Some(listener) = self.telemetry {
             listeners.spawn(serve(listener, http::telemetry::router(self.state.clone()), stop_rx.clone()));
+        }
+        if let Some((listener, tls, api)) = self.grpc {
+            match tls {
+                Some(tls) => {
+                    background.push(tokio::spawn(tls.certificate.watch(stop_rx.clone())));
+                    listeners.spawn(crate::tls::serve_tls(listener, api, tls.config, stop_rx.clone()));
+                }
+                None => {
+                    listeners.spawn(serve(listener, api, stop_rx.clone()));
+                }
+            }
         }
 
         // A listener that stops by itself has failed: stop everything.

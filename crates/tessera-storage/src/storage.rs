@@ -346,6 +346,12 @@ impl Storage {
         self.backend.ping().await
     }
 
+    /// [`StorageError::ReadOnly`] if the configuration file defines the object: creating one with
+    /// its key is refused as loudly as changing it (a plain create answers `AlreadyExists`).
+    pub fn check_writable<E: Entity>(&self, key: &str) -> Result<(), StorageError> {
+        self.ensure_writable::<E>(&E::normalize_key(key))
+    }
+
     fn ensure_writable<E: Entity>(&self, key: &str) -> Result<(), StorageError> {
         if self.statics.contains(E::KIND, key) {
             return Err(StorageError::ReadOnly { kind: E::KIND.as_str(), id: key.to_owned() });

@@ -150,6 +150,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         web = %listening(server.web_addr()),
         https = %listening(server.https_addr()),
         telemetry = %listening(server.telemetry_addr()),
+        grpc = %listening(server.grpc_addr()),
         "tessera is serving"
     );
     match server.run(server::shutdown_signal()).await {

@@ -365,9 +365,6 @@ fn grpc(mut m: Map, d: &mut Diagnostics, strict: bool) -> Grpc {
     if grpc.tls_client_ca.is_some() && grpc.tls_cert.is_none() {
         d.error(m.line, "grpc.tlsClientCA", "requires tlsCert and tlsKey");
     }
-    if m.line > 0 && grpc != Grpc::default() {
-        d.warn(m.line, "grpc", "the gRPC API is recognised but not implemented yet; nothing listens on grpc.addr");
-    }
     m.finish(d, strict);
     grpc
 }

@@ -20,6 +20,7 @@ pub use diagnostics::Diagnostic;
 pub use duration::parse_go_duration;
 pub use env::Env;
 pub use model::*;
+pub use statics::{TypeProblem, check_grant_types, connector_type, missing_mock_password_keys};
 
 use diagnostics::Diagnostics;
 
@@ -92,5 +93,6 @@ fn flags(env: &Env, d: &mut Diagnostics) -> Flags {
         client_credential_grant_enabled_by_default: flag("DEX_CLIENT_CREDENTIAL_GRANT_ENABLED_BY_DEFAULT", false),
         continue_on_connector_failure: flag("DEX_CONTINUE_ON_CONNECTOR_FAILURE", true),
         sessions_enabled: flag("DEX_SESSIONS_ENABLED", false),
+        api_connectors_crud: flag("DEX_API_CONNECTORS_CRUD", false),
     }
 }

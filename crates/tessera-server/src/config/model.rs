@@ -77,6 +77,8 @@ pub struct Flags {
     pub client_credential_grant_enabled_by_default: bool,
     pub continue_on_connector_failure: bool,
     pub sessions_enabled: bool,
+    /// Connector CRUD through the gRPC API (Dex's `DEX_API_CONNECTORS_CRUD`, off by default).
+    pub api_connectors_crud: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

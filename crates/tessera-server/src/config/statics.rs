@@ -106,6 +106,8 @@ pub fn clients(top: &mut Map, d: &mut Diagnostics, env: &Env, strict: bool) -> V
             allowed_connectors: m.strings(d, "allowedConnectors"),
             refresh_token_lifetime,
             client_credentials_claims: claims,
+            sso_shared_with: Vec::new(),
+            backchannel_logout_uri: String::new(),
         };
         for key in ["postLogoutRedirectURIs", "backchannelLogoutURI", "mfaChain", "ssoSharedWith"] {
             m.not_yet(d, key, "sessions and logout are not supported");
@@ -209,26 +211,21 @@ pub fn connectors(top: &mut Map, d: &mut Diagnostics, strict: bool, enable_passw
             d.error(m.line_of("config"), &m.key_path("config"), "expected a mapping");
         }
         let grant_types = m.has("grantTypes").then(|| m.strings(d, "grantTypes"));
-        for grant in grant_types.iter().flatten() {
-            if !CONNECTOR_GRANT_TYPES.contains(&grant.as_str()) {
-                d.error(
-                    m.line_of("grantTypes"),
-                    &m.key_path("grantTypes"),
-                    format!("unknown grant type {grant:?} (expected one of {})", CONNECTOR_GRANT_TYPES.join(", ")),
-                );
-            }
+        if let Err(message) = check_grant_types(grant_types.iter().flatten()) {
+            d.error(m.line_of("grantTypes"), &m.key_path("grantTypes"), message);
         }
         if let Some(kind) = &kind {
-            match CONNECTOR_TYPES.iter().find(|(k, _)| k == kind) {
-                None => d.error(m.line_of("type"), &m.key_path("type"), format!("unknown connector type {kind:?}")),
-                Some((_, None)) => {}
-                Some((_, Some(when))) => {
-                    let when = if *when == NOT_PLANNED { when.to_string() } else { format!("coming with {when}") };
-                    d.warn(m.line_of("type"), &m.key_path("type"), format!("connector type {kind:?} is recognised but not implemented yet ({when}); it cannot be used to log in"));
-                }
+            match connector_type(kind) {
+                Err(TypeProblem::Unknown(message)) => d.error(m.line_of("type"), &m.key_path("type"), message),
+                Err(TypeProblem::NotImplemented(message)) => d.warn(m.line_of("type"), &m.key_path("type"), message),
+                Ok(()) => {}
             }
-            if kind == "mockPassword" {
-                check_mock_password(&config, &m, d);
+            for key in missing_mock_password_keys(kind, &config) {
+                d.error(
+                    m.line_of("config"),
+                    &format!("{}.{key}", m.key_path("config")),
+                    "is required for mockPassword",
+                );
             }
         }
         if let Some(id) = &id
@@ -260,10 +257,45 @@ pub fn connectors(top: &mut Map, d: &mut Diagnostics, strict: bool, enable_passw
     connectors
 }
 
-fn check_mock_password(config: &serde_json::Value, m: &Map, d: &mut Diagnostics) {
-    for key in ["username", "password"] {
-        if config.get(key).is_none_or(|v| v.as_str().is_none_or(str::is_empty)) {
-            d.error(m.line_of("config"), &format!("{}.{key}", m.key_path("config")), "is required for mockPassword");
+/// Why a connector type cannot be used: unknown to Dex (an error in the file), or known but not
+/// implemented by tessera (a warning in the file, as the server can run without it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeProblem {
+    Unknown(String),
+    NotImplemented(String),
+}
+
+/// The check the file's `connectors[].type` gets, shared with connectors created through the API.
+pub fn connector_type(kind: &str) -> Result<(), TypeProblem> {
+    match CONNECTOR_TYPES.iter().find(|(k, _)| *k == kind) {
+        None => Err(TypeProblem::Unknown(format!("unknown connector type {kind:?}"))),
+        Some((_, None)) => Ok(()),
+        Some((_, Some(when))) => {
+            let when = if *when == NOT_PLANNED { when.to_string() } else { format!("coming with {when}") };
+            Err(TypeProblem::NotImplemented(format!(
+                "connector type {kind:?} is recognised but not implemented yet ({when}); it cannot be used to log in"
+            )))
         }
     }
+}
+
+/// The check the file's `connectors[].grantTypes` gets, shared with the API.
+pub fn check_grant_types<'a>(grants: impl IntoIterator<Item = &'a String>) -> Result<(), String> {
+    match grants.into_iter().find(|grant| !CONNECTOR_GRANT_TYPES.contains(&grant.as_str())) {
+        Some(grant) => {
+            Err(format!("unknown grant type {grant:?} (expected one of {})", CONNECTOR_GRANT_TYPES.join(", ")))
+        }
+        None => Ok(()),
+    }
+}
+
+/// The settings a `mockPassword` connector cannot do without (none for other types).
+pub fn missing_mock_password_keys(kind: &str, config: &serde_json::Value) -> Vec<&'static str> {
+    if kind != "mockPassword" {
+        return Vec::new();
+    }
+    ["username", "password"]
+        .into_iter()
+        .filter(|key| config.get(key).is_none_or(|v| v.as_str().is_none_or(str::is_empty)))
+        .collect()
 }

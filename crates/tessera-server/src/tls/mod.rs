@@ -1,8 +1,9 @@
-//! HTTPS on `web.https`, as Dex serves it: the PEM pair of `web.tlsCert` and `web.tlsKey`, re-read
-//! when it changes, TLS 1.2 and 1.3 (`tlsMinVersion`, `tlsMaxVersion`), rustls on aws-lc-rs, and
-//! HTTP/1.1 or HTTP/2 by ALPN.
+//! TLS for the listeners. HTTPS on `web.https`, as Dex serves it: the PEM pair of `web.tlsCert` and
+//! `web.tlsKey`, re-read when it changes, TLS 1.2 and 1.3 (`tlsMinVersion`, `tlsMaxVersion`), rustls on aws-lc-rs, and
+//! HTTP/1.1 or HTTP/2 by ALPN; the gRPC listener's TLS, with mutual TLS, is in `grpc.rs`.
 
 pub mod certificate;
+mod grpc;
 mod serve;
 
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::{ServerConfig, SupportedProtocolVersion};
 
 pub use certificate::{PairError, PairFiles, ReloadingCertificate};
+pub use grpc::GrpcTls;
 pub use serve::serve_tls;
 
 use crate::config::Web;
@@ -41,6 +43,12 @@ pub enum TlsError {
     Pair(#[from] PairError),
     #[error("web.tlsMinVersion/tlsMaxVersion: {0}")]
     Versions(rustls::Error),
+    #[error("grpc.{key}: {0}", key = .0.key())]
+    GrpcPair(PairError),
+    #[error("grpc.tlsMinVersion/tlsMaxVersion: {0}")]
+    GrpcVersions(rustls::Error),
+    #[error("grpc.tlsClientCA: cannot use {path}: {reason}")]
+    ClientCa { path: String, reason: String },
 }
 
 /// The HTTPS listener's TLS: its rustls configuration and the certificate it reloads.

@@ -6,34 +6,43 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tessera_core::clock::TestClock;
 use tessera_server::BoundServer;
 use tessera_server::config::{Env, parse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A test CA and the leaf certificates it signs for `localhost`.
-struct Authority {
+pub struct Authority {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
-struct Leaf {
-    cert_pem: String,
-    key_pem: String,
+pub struct Leaf {
+    pub cert_pem: String,
+    pub key_pem: String,
     der: Vec<u8>,
 }
 
 impl Authority {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Names apart from the leaves' (rcgen gives all the same one), or OpenSSL-based clients such as
+        // grpcio take a leaf for self-signed.
+        params.distinguished_name.push(DnType::CommonName, "tessera test CA");
         Self { issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap() }
     }
 
-    fn leaf(&self) -> Leaf {
+    pub fn leaf(&self) -> Leaf {
         let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &self.issuer).unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "localhost");
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
         Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem(), der: cert.der().to_vec() }
+    }
+
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
     }
 
     fn root(&self) -> reqwest::Certificate {

@@ -8,6 +8,7 @@ mod config;
 mod custom_claims;
 mod discovery_and_keys;
 mod grants;
+mod grpc;
 mod https;
 mod ldap;
 mod lifecycle;

@@ -27,6 +27,8 @@ pub struct Running {
     pub state: AppState,
     pub base: String,
     pub telemetry: String,
+    /// The gRPC API's `host:port`, empty when `grpc.addr` is not set.
+    pub grpc: String,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -49,12 +51,13 @@ pub async fn try_start_with(
     let server = BoundServer::start_with(config, clock, connectors).await.map_err(|e| e.to_string())?;
     let base = format!("http://{}", server.web_addr().unwrap());
     let telemetry = server.telemetry_addr().map(|a| format!("http://{a}")).unwrap_or_default();
+    let grpc = server.grpc_addr().map(|a| a.to_string()).unwrap_or_default();
     let state = server.state.clone();
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
-    Ok(Running { state, base, telemetry, stop, task })
+    Ok(Running { state, base, telemetry, grpc, stop, task })
 }
 
 impl Running {

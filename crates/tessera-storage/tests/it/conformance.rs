@@ -41,6 +41,8 @@ pub fn client(id: &str) -> Client {
         logo_url: "https://app.example/logo.png".into(),
         allowed_connectors: vec!["local".into()],
         client_credentials_claims: Some(ClientCredentialsClaims { groups: vec!["machines".into()] }),
+        sso_shared_with: vec!["peer-app".into()],
+        backchannel_logout_uri: "https://app.example/logout".into(),
         ..Client::default()
     }
 }

@@ -187,6 +187,36 @@ fn serve_runs_the_dev_config_and_stops_on_sigterm() {
 }
 
 #[test]
+fn grpc_addr_on_the_command_line_starts_the_api() {
+    let dir = temp_dir("grpc-addr");
+    let config = dev_config(&dir);
+    let (web, telemetry, grpc) = (free_port(), free_port(), free_port());
+    let child = Command::new(BIN)
+        .args(["serve", config.to_str().unwrap()])
+        .args(["--web-http-addr", &format!("127.0.0.1:{web}")])
+        .args(["--telemetry-addr", &format!("127.0.0.1:{telemetry}")])
+        .args(["--grpc-addr", &format!("127.0.0.1:{grpc}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(web, "/dex/healthz").is_none() {
+        assert!(Instant::now() < deadline, "the server did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(TcpStream::connect(("127.0.0.1", grpc)).is_ok(), "the API listens where --grpc-addr says");
+    let (exit, stderr) = stop(child);
+    assert!(exit.success(), "exit {exit:?}: {stderr}");
+    assert!(stderr.contains(&format!("grpc=127.0.0.1:{grpc}")), "{stderr}");
+    assert!(
+        stderr.contains("grpc.tlsClientCA is unset"),
+        "Dex's warning about an API without client certificates: {stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn json_logs_are_one_object_per_line_with_the_request_fields_and_without_excluded_ones() {
     let dir = temp_dir("json-logs");
     let config = dir.join("json.yaml");

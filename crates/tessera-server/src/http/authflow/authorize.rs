@@ -57,10 +57,13 @@ async fn choose_connector(state: &AppState, params: &Params) -> Response {
         Ok(None) => return state.pages.error(StatusCode::BAD_REQUEST, "Invalid client_id provided."),
         Err(err) => return internal_page(state, &err),
     };
+    // Connectors created or deleted through the API, here or on another replica, show at once.
+    if let Err(err) = state.connectors.refresh(&state.storage).await {
+        tracing::error!(error = %err, "refreshing the connectors from storage failed; showing the current ones");
+    }
     let grant = flow_grant(params);
-    let mut available: Vec<_> = state
-        .connectors
-        .all()
+    let connectors = state.connectors.all();
+    let mut available: Vec<_> = connectors
         .iter()
         .filter(|c| c.allows_grant(grant))
         .filter(|c| tessera_core::grant::client_may_use(&client.allowed_connectors, &c.id))

@@ -47,7 +47,8 @@ async fn handle(state: &AppState, connector_id: Option<String>, request: Callbac
     if connector_id.is_some_and(|c| c != auth_request.connector_id) {
         return state.pages.error(StatusCode::BAD_REQUEST, "Requested resource does not exist.");
     }
-    let Some(Login::Callback(connector)) = state.connectors.get(&auth_request.connector_id).map(|c| &c.login) else {
+    let Some(Login::Callback(connector)) = state.connectors.get(&auth_request.connector_id).map(|c| c.login.clone())
+    else {
         return state.pages.error(StatusCode::BAD_REQUEST, "Requested resource does not exist.");
     };
     let scopes = Scopes::from_requested(&auth_request.scopes);

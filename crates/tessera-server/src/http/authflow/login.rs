@@ -30,7 +30,18 @@ pub async fn start(
         Ok(valid) => valid,
         Err(err) => return err.into_response(&state),
     };
-    let Some(connector) = state.connectors.get(&connector_id) else {
+    let connector = match state.connectors.get(&connector_id) {
+        Some(connector) => Some(connector),
+        // Perhaps created through the API on another replica since this one last looked.
+        None => match state.connectors.refresh(&state.storage).await {
+            Ok(()) => state.connectors.get(&connector_id),
+            Err(err) => {
+                tracing::error!(error = %err, "refreshing the connectors from storage failed");
+                None
+            }
+        },
+    };
+    let Some(connector) = connector else {
         return state.pages.error(StatusCode::NOT_FOUND, "Connector ID does not match a valid Connector");
     };
     let allowed = valid.client.allowed_connectors.clone();

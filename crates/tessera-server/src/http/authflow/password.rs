@@ -42,8 +42,8 @@ async fn resolve(
     if request.connector_id != connector_id {
         return Err(state.pages.error(StatusCode::BAD_REQUEST, "Requested resource does not exist."));
     }
-    match state.connectors.get(connector_id).map(|c| &c.login) {
-        Some(Login::Password(connector)) => Ok((request, connector.clone())),
+    match state.connectors.get(connector_id).map(|c| c.login.clone()) {
+        Some(Login::Password(connector)) => Ok((request, connector)),
         _ => Err(state.pages.error(StatusCode::BAD_REQUEST, "Requested resource does not exist.")),
     }
 }

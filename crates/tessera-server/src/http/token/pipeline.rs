@@ -97,12 +97,17 @@ pub(crate) async fn complete<G: Grant>(
     let connector = match &requested.connector_id {
         Some(id) => {
             let connector = state.connectors.get(id);
-            check_connector(&client.allowed_connectors, id, connector.map(|c| c.grant_types.as_deref()), G::TYPE)?;
+            check_connector(
+                &client.allowed_connectors,
+                id,
+                connector.as_ref().map(|c| c.grant_types.as_deref()),
+                G::TYPE,
+            )?;
             connector
         }
         None => None,
     };
-    let subject = grant.subject(state, client, connector, &requested.scopes).await?;
+    let subject = grant.subject(state, client, connector.as_deref(), &requested.scopes).await?;
     let connector_id = requested.connector_id.as_deref().unwrap_or_default();
     let minted = state
         .issuer
