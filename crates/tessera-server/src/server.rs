@@ -118,7 +118,7 @@ async fn bind_https(web: &crate::config::Web) -> Result<Option<(TcpListener, Htt
 async fn bind_grpc(grpc: &crate::config::Grpc) -> Result<Option<(TcpListener, Option<GrpcTls>)>, StartError> {
     let Some(address) = &grpc.addr else { return Ok(None) };
     let tls = GrpcTls::from_config(grpc)?;
-    if !tls.as_ref().is_some_and(|tls| tls.mutual) {
+    if !tls.as_ref().is_some_and(|tls| tls.client_ca.is_some()) {
         // As Dex warns: without client certificates, whoever reaches the port administers the server.
         tracing::warn!(
             tls = tls.is_some(),
@@ -128,7 +128,7 @@ async fn bind_grpc(grpc: &crate::config::Grpc) -> Result<Option<(TcpListener, Op
         );
     }
     let listener = bind("grpc.addr", address).await?;
-    let mutual_tls = tls.as_ref().is_some_and(|tls| tls.mutual);
+    let mutual_tls = tls.as_ref().is_some_and(|tls| tls.client_ca.is_some());
     tracing::info!(tls = tls.is_some(), mutual_tls, reflection = grpc.reflection, "gRPC API enabled");
     Ok(Some((listener, tls)))
 }
@@ -229,7 +229,7 @@ impl BoundServer {
             listeners.spawn(serve(listener, router.clone(), stop_rx.clone()));
         }
         if let Some((listener, https)) = self.https {
-            background.push(tokio::spawn(https.certificate.watch(stop_rx.clone())));
+            background.push(tokio::spawn(crate::tls::watch(https.certificate, stop_rx.clone())));
             listeners.spawn(crate::tls::serve_tls(listener, router, https.config, stop_rx.clone()));
         }
         if let Some(listener) = self.telemetry {
@@ -238,7 +238,10 @@ impl BoundServer {
         if let Some((listener, tls, api)) = self.grpc {
             match tls {
                 Some(tls) => {
-                    background.push(tokio::spawn(tls.certificate.watch(stop_rx.clone())));
+                    background.push(tokio::spawn(crate::tls::watch(tls.certificate, stop_rx.clone())));
+                    if let Some(client_ca) = tls.client_ca {
+                        background.push(tokio::spawn(crate::tls::watch(client_ca, stop_rx.clone())));
+                    }
                     listeners.spawn(crate::tls::serve_tls(listener, api, tls.config, stop_rx.clone()));
                 }
                 None => {

@@ -137,22 +137,34 @@ impl ReloadingCertificate {
             }
         }
     }
+}
 
-    /// Checks the files every [`CHECK_INTERVAL`] and at every SIGHUP, until `stop`.
-    pub async fn watch(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let mut ticker = tokio::time::interval(CHECK_INTERVAL);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut hangup = hangups();
-        loop {
-            tokio::select! {
-                () = stopped(&mut stop) => return,
-                _ = ticker.tick() => {}
-                () = next_hangup(&mut hangup) => tracing::info!("SIGHUP: checking the TLS certificate"),
-            }
-            let this = self.clone();
-            // File reads are blocking; keep them off the request threads.
-            let _ = tokio::task::spawn_blocking(move || this.reload_if_changed()).await;
+impl Reloadable for ReloadingCertificate {
+    fn reload_if_changed(&self) -> bool {
+        ReloadingCertificate::reload_if_changed(self)
+    }
+}
+
+/// TLS material read from files and used by every new handshake: the certificate pair, a client CA.
+pub trait Reloadable: Send + Sync + 'static {
+    /// Reads the files again and, if they changed and load, puts them in service.
+    fn reload_if_changed(&self) -> bool;
+}
+
+/// Checks `material`'s files every [`CHECK_INTERVAL`] and at every SIGHUP, until `stop`.
+pub async fn watch(material: Arc<dyn Reloadable>, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(CHECK_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut hangup = hangups();
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => return,
+            _ = ticker.tick() => {}
+            () = next_hangup(&mut hangup) => tracing::info!("SIGHUP: checking the TLS files"),
         }
+        let material = material.clone();
+        // File reads are blocking; keep them off the request threads.
+        let _ = tokio::task::spawn_blocking(move || material.reload_if_changed()).await;
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 use rustls::{ServerConfig, SupportedProtocolVersion};
 
-pub use certificate::{PairError, PairFiles, ReloadingCertificate};
+pub use certificate::{PairError, PairFiles, Reloadable, ReloadingCertificate, watch};
 pub use grpc::GrpcTls;
 pub use serve::serve_tls;
 

@@ -432,7 +432,8 @@ impl Pki {
         let authority = Authority::new();
         let server = authority.leaf();
         let client = authority.leaf();
-        let stranger = Authority::new().leaf();
+        let other_authority = Authority::new();
+        let stranger = other_authority.leaf();
         for (name, contents) in [
             ("ca.pem", authority.pem()),
             ("server.pem", server.cert_pem),
@@ -441,6 +442,7 @@ impl Pki {
             ("client.key", client.key_pem),
             ("stranger.pem", stranger.cert_pem),
             ("stranger.key", stranger.key_pem),
+            ("stranger-ca.pem", other_authority.pem()),
         ] {
             std::fs::write(dir.join(name), contents).unwrap();
         }
@@ -491,6 +493,24 @@ async fn mutual_tls_refuses_clients_without_a_certificate_from_the_ca() {
     plaintext.fails("GetVersion", json!({}), "UNAVAILABLE").await;
 
     assert_eq!(trusted.ok("GetVersion", json!({})).await["api"], 4, "the server kept serving");
+
+    // A CA rotation needs no restart: once the stranger's CA is added to the file, the stranger's new
+    // connections are accepted.
+    let both = std::fs::read_to_string(&ca).unwrap() + &std::fs::read_to_string(pki.path("stranger-ca.pem")).unwrap();
+    let temporary = pki.path("ca.pem.new");
+    std::fs::write(&temporary, both).unwrap();
+    std::fs::rename(&temporary, &ca).unwrap();
+    let mut accepted = false;
+    for _ in 0..20 {
+        let mut stranger =
+            Driver::start(&python, &running.grpc, Some(ClientTls { ca: &ca, identity: Some((&cert, &key)) })).await;
+        if stranger.call("GetVersion", json!({})).await.is_ok() {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(accepted, "the reloaded client CA file is in service");
     running.shutdown().await;
 }
 
