@@ -118,7 +118,8 @@ async fn bind_https(web: &crate::config::Web) -> Result<Option<(TcpListener, Htt
 async fn bind_grpc(grpc: &crate::config::Grpc) -> Result<Option<(TcpListener, Option<GrpcTls>)>, StartError> {
     let Some(address) = &grpc.addr else { return Ok(None) };
     let tls = GrpcTls::from_config(grpc)?;
-    if !tls.as_ref().is_some_and(|tls| tls.client_ca.is_some()) {
+    let mutual_tls = tls.as_ref().is_some_and(|tls| tls.client_ca.is_some());
+    if !mutual_tls {
         // As Dex warns: without client certificates, whoever reaches the port administers the server.
         tracing::warn!(
             tls = tls.is_some(),
@@ -128,7 +129,6 @@ async fn bind_grpc(grpc: &crate::config::Grpc) -> Result<Option<(TcpListener, Op
         );
     }
     let listener = bind("grpc.addr", address).await?;
-    let mutual_tls = tls.as_ref().is_some_and(|tls| tls.client_ca.is_some());
     tracing::info!(tls = tls.is_some(), mutual_tls, reflection = grpc.reflection, "gRPC API enabled");
     Ok(Some((listener, tls)))
 }
