@@ -18,6 +18,7 @@ pub enum Kind {
     Keys,
     DeviceRequest,
     DeviceToken,
+    AuthSession,
 }
 
 impl Kind {
@@ -34,6 +35,7 @@ impl Kind {
             Kind::Keys => "keys",
             Kind::DeviceRequest => "device_request",
             Kind::DeviceToken => "device_token",
+            Kind::AuthSession => "auth_session",
         }
     }
 }

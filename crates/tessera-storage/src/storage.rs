@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::model::{
-    AuthCode, AuthRequest, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password, RefreshToken,
+    AuthCode, AuthRequest, AuthSession, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password, RefreshToken,
 };
 use time::OffsetDateTime;
 
@@ -26,6 +26,7 @@ pub struct GcResult {
     pub auth_codes: u64,
     pub device_requests: u64,
     pub device_tokens: u64,
+    pub auth_sessions: u64,
 }
 
 impl GcResult {
@@ -329,8 +330,9 @@ impl Storage {
         }
     }
 
-    /// Deletes expired auth requests, auth codes, device requests and device tokens: those whose
-    /// expiry is strictly before `now`. Refresh tokens, sessions and keys are never collected.
+    /// Deletes expired auth requests, auth codes, device requests, device tokens and browser sessions:
+    /// those whose expiry is strictly before `now`. Refresh tokens, offline sessions and keys are never
+    /// collected.
     pub async fn garbage_collect(&self, now: OffsetDateTime) -> Result<GcResult, StorageError> {
         let now = to_nanos(now);
         Ok(GcResult {
@@ -338,6 +340,7 @@ impl Storage {
             auth_codes: self.backend.delete_expired(AuthCode::KIND, now).await?,
             device_requests: self.backend.delete_expired(DeviceRequest::KIND, now).await?,
             device_tokens: self.backend.delete_expired(DeviceToken::KIND, now).await?,
+            auth_sessions: self.backend.delete_expired(AuthSession::KIND, now).await?,
         })
     }
 
