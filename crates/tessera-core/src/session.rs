@@ -105,6 +105,15 @@ pub fn shares_with(source: &Client, target_id: &str, policy: &SessionPolicy) -> 
     }
 }
 
+/// Whether the request lets a session stand in for a login at all: not when it asks to log in again
+/// (`prompt=login`, `select_account`), nor when the login is older than its `max_age` (seconds; -1
+/// when absent).
+pub fn request_allows_reuse(prompt: &str, max_age: i64, auth_time: OffsetDateTime, now: OffsetDateTime) -> bool {
+    let asks_again = prompt.split_whitespace().any(|p| p == "login" || p == "select_account");
+    let too_old = max_age >= 0 && now - auth_time > time::Duration::seconds(max_age);
+    !asks_again && !too_old
+}
+
 /// The clients whose policy decides single sign-on into another client: those this session logged
 /// into directly (the handler loads them and passes them to [`may_sign_in`]).
 pub fn sources(session: &AuthSession) -> impl Iterator<Item = &str> {
@@ -213,6 +222,17 @@ mod tests {
         let s = record_use(s, "b", None, &p, at(Duration::from_secs(1)));
         assert_eq!(sources(&s).collect::<Vec<_>>(), ["a"]);
         assert!(!may_sign_in(&s, "c", &[client("a", Some(&["b"])), client("b", Some(&["*"]))], &p));
+    }
+
+    #[test]
+    fn a_request_may_refuse_the_session() {
+        let t = test_epoch();
+        assert!(request_allows_reuse("", -1, t, at(HOUR)));
+        assert!(request_allows_reuse("consent", -1, t, at(HOUR)));
+        assert!(!request_allows_reuse("login", -1, t, t));
+        assert!(!request_allows_reuse("consent select_account", -1, t, t));
+        assert!(request_allows_reuse("", 60, t, at(Duration::from_secs(60))));
+        assert!(!request_allows_reuse("", 60, t, at(Duration::from_secs(61))));
     }
 
     #[test]
