@@ -187,6 +187,22 @@ pub struct AuthSession {
     pub remember_me: bool,
 }
 
+/// What tessera keeps of a user across sessions (Dex's `UserIdentity`, kept with sessions on): the
+/// last identity a connector returned and the scopes the user approved for each client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserIdentity {
+    pub user_id: String,
+    pub connector_id: String,
+    pub claims: Claims,
+    /// Client ID to the scopes approved for it.
+    #[serde(default)]
+    pub consents: BTreeMap<String, Vec<String>>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_login: OffsetDateTime,
+}
+
 /// How a session reached one client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientAuthState {

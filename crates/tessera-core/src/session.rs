@@ -114,6 +114,12 @@ pub fn request_allows_reuse(prompt: &str, max_age: i64, auth_time: OffsetDateTim
     !asks_again && !too_old
 }
 
+/// Whether the scopes approved for a client cover a request's: `openid` needs no consent (it only
+/// says the request is OpenID Connect), every other scope must have been approved.
+pub fn consent_covers(approved: &[String], requested: &[String]) -> bool {
+    requested.iter().all(|scope| scope == crate::scope::OPENID || approved.contains(scope))
+}
+
 /// The clients whose policy decides single sign-on into another client: those this session logged
 /// into directly (the handler loads them and passes them to [`may_sign_in`]).
 pub fn sources(session: &AuthSession) -> impl Iterator<Item = &str> {
@@ -222,6 +228,15 @@ mod tests {
         let s = record_use(s, "b", None, &p, at(Duration::from_secs(1)));
         assert_eq!(sources(&s).collect::<Vec<_>>(), ["a"]);
         assert!(!may_sign_in(&s, "c", &[client("a", Some(&["b"])), client("b", Some(&["*"]))], &p));
+    }
+
+    #[test]
+    fn consent_covers_every_scope_but_openid() {
+        let s = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(consent_covers(&s(&["email"]), &s(&["openid", "email"])));
+        assert!(consent_covers(&s(&[]), &s(&["openid"])));
+        assert!(!consent_covers(&s(&["email"]), &s(&["openid", "email", "groups"])));
+        assert!(consent_covers(&s(&["email", "groups"]), &s(&["groups"])));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub enum Kind {
     DeviceRequest,
     DeviceToken,
     AuthSession,
+    UserIdentity,
 }
 
 impl Kind {
@@ -36,6 +37,7 @@ impl Kind {
             Kind::DeviceRequest => "device_request",
             Kind::DeviceToken => "device_token",
             Kind::AuthSession => "auth_session",
+            Kind::UserIdentity => "user_identity",
         }
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Serialize, de::DeserializeOwned};
 use tessera_core::model::{
     AuthCode, AuthRequest, AuthSession, Client, Connector, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password,
-    RefreshToken,
+    RefreshToken, UserIdentity,
 };
 use time::OffsetDateTime;
 
@@ -68,6 +68,14 @@ impl Entity for AuthSession {
     }
     fn expiry(&self) -> Option<OffsetDateTime> {
         Some(tessera_core::session::expiry(self))
+    }
+}
+
+/// One per user and connector, like the offline sessions.
+impl Entity for UserIdentity {
+    const KIND: Kind = Kind::UserIdentity;
+    fn key(&self) -> String {
+        offline_sessions_key(&self.user_id, &self.connector_id)
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tessera_core::model::{
     AuthCode, AuthRequest, AuthSession, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password, RefreshToken,
+    UserIdentity,
 };
 use time::OffsetDateTime;
 
@@ -258,6 +259,35 @@ impl Storage {
             backoff(attempt).await;
         }
         Err(StorageError::Conflict { kind: E::KIND.as_str(), attempts: MAX_UPDATE_ATTEMPTS }.into())
+    }
+
+    pub async fn get_user_identity(&self, user_id: &str, conn_id: &str) -> Result<UserIdentity, StorageError> {
+        self.get::<UserIdentity>(&offline_sessions_key(user_id, conn_id)).await
+    }
+
+    /// Updates the user's identity, creating it from `create` first if there is none (two first
+    /// logins at once: one creates, the other updates what it wrote).
+    pub async fn upsert_user_identity<F>(
+        &self,
+        create: UserIdentity,
+        mut updater: F,
+    ) -> Result<UserIdentity, StorageError>
+    where
+        F: FnMut(UserIdentity) -> Result<UserIdentity, StorageError> + Send,
+    {
+        let key = create.key();
+        loop {
+            match self.update(&key, &mut updater).await {
+                Err(StorageError::NotFound) => {}
+                done => return done,
+            }
+            let created = updater(create.clone())?;
+            match self.create(&created).await {
+                Ok(()) => return Ok(created),
+                Err(StorageError::AlreadyExists) => continue,
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     pub async fn get_password(&self, email: &str) -> Result<Password, StorageError> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, HeaderValue, header};
 use tessera_core::clock::Clock;
 use tessera_core::id::new_id;
-use tessera_core::model::{AuthSession, Claims, Client};
+use tessera_core::model::{AuthRequest, AuthSession, Claims, Client, UserIdentity};
 use tessera_core::session::{self, NewSession, SessionPolicy};
 use tessera_storage::{Optional, Storage, StorageError};
 
@@ -96,6 +96,7 @@ impl Sessions {
         login: Login<'_>,
     ) -> Result<Option<HeaderValue>, StorageError> {
         let now = self.clock.now();
+        self.record_identity(&login, now).await?;
         if let Some(current) = self.current(headers).await? {
             if session::continues(&current, login.connector_id, &login.claims.user_id) {
                 let claims = login.claims.clone();
@@ -127,6 +128,57 @@ impl Sessions {
         let created = session::start(new, &self.policy, now);
         self.storage.create(&created).await?;
         Ok(self.set_cookie(&created))
+    }
+
+    /// Keeps the user's latest identity (consents stay as they were).
+    async fn record_identity(&self, login: &Login<'_>, now: time::OffsetDateTime) -> Result<(), StorageError> {
+        let first = UserIdentity {
+            user_id: login.claims.user_id.clone(),
+            connector_id: login.connector_id.to_owned(),
+            claims: login.claims.clone(),
+            consents: Default::default(),
+            created_at: now,
+            last_login: now,
+        };
+        self.storage
+            .upsert_user_identity(first, |mut identity| {
+                identity.claims = login.claims.clone();
+                identity.last_login = now;
+                Ok(identity)
+            })
+            .await
+            .map(drop)
+    }
+
+    /// Whether the user approved every scope `request` asks of its client before.
+    pub async fn consented(&self, request: &AuthRequest) -> Result<bool, StorageError> {
+        let Some(identity) =
+            self.storage.get_user_identity(&request.claims.user_id, &request.connector_id).await.optional()?
+        else {
+            return Ok(false);
+        };
+        let approved = identity.consents.get(&request.client_id).map(Vec::as_slice).unwrap_or_default();
+        Ok(session::consent_covers(approved, &request.scopes))
+    }
+
+    /// Remembers that the user approved `request`'s scopes for its client.
+    pub async fn remember_consent(&self, request: &AuthRequest) -> Result<(), StorageError> {
+        let now = self.clock.now();
+        let first = UserIdentity {
+            user_id: request.claims.user_id.clone(),
+            connector_id: request.connector_id.clone(),
+            claims: request.claims.clone(),
+            consents: Default::default(),
+            created_at: now,
+            last_login: now,
+        };
+        self.storage
+            .upsert_user_identity(first, |mut identity| {
+                identity.consents.insert(request.client_id.clone(), request.scopes.clone());
+                Ok(identity)
+            })
+            .await
+            .map(drop)
     }
 
     /// Single sign-on: whether `session` (live, from [`Sessions::current`]) lets the browser into

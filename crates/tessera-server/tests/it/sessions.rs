@@ -204,3 +204,80 @@ async fn a_sealed_cookie_hides_the_session_and_still_signs_in() {
     assert!(!is_password_form(&start(&browser, &running, "second").await));
     running.shutdown().await;
 }
+
+/// Two replicas on one PostgreSQL: a login on one is a session on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_on_one_database_share_sessions() {
+    use sqlx::{ConnectOptions, Connection, Executor};
+    let Some(url) = crate::serve::postgres_url() else { return };
+    let admin: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let name = format!("tessera_sessions_{}", tessera_core::id::new_id());
+    let mut conn = admin.connect().await.unwrap();
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+    let storage = format!(
+        "storage:\n  type: postgres\n  config:\n    host: {}\n    port: {}\n    database: {name}\n    user: {}\n    ssl:\n      mode: disable\n",
+        admin.get_host(),
+        admin.get_port(),
+        admin.get_username()
+    );
+    let clock = std::sync::Arc::new(tessera_core::clock::TestClock::at_test_epoch());
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let text = format!(
+            "issuer: http://127.0.0.1:{port}/dex\n{storage}web:\n  http: 127.0.0.1:{port}\nenablePasswordDB: true\n\
+             staticPasswords:\n- email: admin@example.com\n  hash: \"$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W\"\n  \
+             username: admin\n  userID: 08a8684b-db88-4b73-90a9-3cd1661f5466\nconnectors:\n- type: mockCallback\n  id: mock\n  name: Example\n\
+             staticClients:\n{CLIENTS}"
+        );
+        let config = tessera_server::config::parse(&text, "replica.yaml", &sessions_on()).unwrap().config;
+        replicas.push(crate::serve::start(config, clock.clone()).await);
+    }
+    let browser = Browser::new(APP);
+    log_in(&browser, &replicas[0], "shares-all").await;
+    // Cookies are not kept apart by port, so the browser shows the first replica's cookie to the second.
+    assert!(!is_password_form(&start(&browser, &replicas[1], "second").await), "the other replica's session");
+    let other = Browser::new(APP);
+    assert!(is_password_form(&start(&other, &replicas[1], "second").await), "a browser without the cookie");
+    for replica in replicas {
+        replica.shutdown().await;
+    }
+    conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+fn is_consent(page: &Landing) -> bool {
+    page.status == StatusCode::OK && page.body.contains("approval")
+}
+
+#[tokio::test]
+async fn consent_is_remembered_per_user_and_client() {
+    let text = CLIENTS.replace("skipApprovalScreen: true", "skipApprovalScreen: false");
+    let (running, _clock) = server_with_env(&text, "", "", &sessions_on()).await.unwrap();
+    let browser = Browser::new(APP);
+    let (_, consent) = log_in(&browser, &running, "shares-all").await;
+    assert!(is_consent(&consent), "{}", consent.body);
+    let back = browser.submit(&consent, &[], Some(("approval", "approve"))).await;
+    id_token(&running, &back, "shares-all", "s1").await;
+
+    // Single sign-on into another client: that client's consent is its own.
+    let sso = start(&browser, &running, "second").await;
+    assert!(is_consent(&sso), "second was never approved: {}", sso.body);
+    let back = browser.submit(&sso, &[], Some(("approval", "approve"))).await;
+    id_token(&running, &back, "second", "s3").await;
+
+    let again = start(&browser, &running, "second").await;
+    assert!(!is_consent(&again), "approved before: {}", again.body);
+    id_token(&running, &again, "second", "s3").await;
+
+    // A scope never approved asks again; so does a forced prompt.
+    let wider = query("second").replace("openid%20email", "openid%20email%20groups");
+    let choice = browser.follow(browser.get(&auth_url(&running, &wider)).await).await;
+    let page = browser.follow(browser.get(&resolve(&choice.url, &link(&choice.body, "connector-local"))).await).await;
+    assert!(is_consent(&page), "groups was never approved: {}", page.body);
+    let forced = format!("{}&prompt=consent", query("second"));
+    let choice = browser.follow(browser.get(&auth_url(&running, &forced)).await).await;
+    let page = browser.follow(browser.get(&resolve(&choice.url, &link(&choice.body, "connector-local"))).await).await;
+    assert!(is_consent(&page), "prompt=consent: {}", page.body);
+    running.shutdown().await;
+}

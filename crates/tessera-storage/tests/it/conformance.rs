@@ -363,6 +363,38 @@ pub async fn auth_session_round_trip_and_collection(s: Storage) {
     assert!(matches!(s.get::<AuthSession>(&session.id).await, Err(StorageError::NotFound)));
 }
 
+/// Concurrent first logins create one identity, and every writer's change is kept.
+pub async fn user_identity_upsert_creates_once_then_updates(s: Storage) {
+    let user = new_id();
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let (s, user) = (s.clone(), user.clone());
+            tokio::spawn(async move {
+                let first = UserIdentity {
+                    user_id: user,
+                    connector_id: "local".into(),
+                    claims: claims(),
+                    consents: BTreeMap::new(),
+                    created_at: now(),
+                    last_login: now(),
+                };
+                s.upsert_user_identity(first, |mut identity| {
+                    identity.consents.insert(format!("client-{i}"), vec!["email".into()]);
+                    Ok(identity)
+                })
+                .await
+                .unwrap();
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let stored = s.get_user_identity(&user, "local").await.unwrap();
+    assert_eq!(stored.consents.len(), 8, "{:?}", stored.consents);
+    assert_eq!(s.list::<UserIdentity>().await.unwrap().iter().filter(|u| u.user_id == user).count(), 1);
+}
+
 pub async fn updater_error_keeps_the_old_value(s: Storage) {
     let original = client("app");
     s.create(&original).await.unwrap();
