@@ -136,6 +136,7 @@ async fn a_client_that_shares_with_nobody_forces_a_login() {
 
 #[tokio::test]
 async fn a_tampered_cookie_is_no_session() {
+    crate::log_capture::capture_logs(tracing::Level::WARN);
     let (running, _clock) = server(&sessions_on()).await;
     let browser = Browser::new(APP);
     log_in(&browser, &running, "shares-all").await;
@@ -147,6 +148,12 @@ async fn a_tampered_cookie_is_no_session() {
         browser.jar.add_cookie_str(&format!("dex_session={forged}; Path=/dex"), &url);
         assert!(is_password_form(&start(&browser, &running, "second").await), "{forged} must not sign in");
     }
+    let warnings: Vec<String> =
+        crate::log_capture::captured_lines().iter().filter_map(|l| l["msg"].as_str().map(str::to_owned)).collect();
+    for expected in ["a forged signature", "did not issue"] {
+        assert!(warnings.iter().any(|w| w.contains(expected)), "no warning with {expected:?} in {warnings:#?}");
+    }
+    assert!(warnings.iter().all(|w| !w.contains(id)), "the cookie's value is not logged: {warnings:#?}");
     // The genuine cookie still does: the refusals above were the tampering's doing.
     browser.jar.add_cookie_str(&format!("dex_session={genuine}; Path=/dex"), &url);
     assert!(!is_password_form(&start(&browser, &running, "second").await));
