@@ -91,7 +91,9 @@ impl ClientUpdate {
         replace(&mut client.redirect_uris, &self.redirect_uris);
         replace(&mut client.trusted_peers, &self.trusted_peers);
         replace(&mut client.allowed_connectors, &self.allowed_connectors);
-        replace(&mut client.sso_shared_with, &self.sso_shared_with);
+        if !self.sso_shared_with.is_empty() {
+            client.sso_shared_with = Some(self.sso_shared_with.clone());
+        }
         replace(&mut client.post_logout_redirect_uris, &self.post_logout_redirect_uris);
         if !self.name.is_empty() {
             client.name.clone_from(&self.name);

@@ -19,5 +19,6 @@ pub mod password;
 pub mod pkce;
 pub mod refresh;
 pub mod scope;
+pub mod session;
 pub mod subject;
 pub mod token;

@@ -29,8 +29,9 @@ pub struct Client {
     /// `standalone` (default) or `session`.
     pub refresh_token_lifetime: String,
     pub client_credentials_claims: Option<ClientCredentialsClaims>,
-    /// Clients whose browser sign-in this one may reuse (Dex's sessions); kept for the API, not used yet.
-    pub sso_shared_with: Vec<String>,
+    /// Clients that may reuse a browser session this client signed in (`*`: every client). `None`
+    /// follows `sessions.ssoSharedWithDefault`; `Some([])` shares with nobody (Dex tells them apart).
+    pub sso_shared_with: Option<Vec<String>>,
     /// Where a back-channel logout token would be sent; kept for the API, not used yet.
     pub backchannel_logout_uri: String,
 }
@@ -151,6 +152,68 @@ pub struct OfflineSessions {
     pub refresh: BTreeMap<String, RefreshTokenRef>,
     #[serde(with = "bytes::hex")]
     pub connector_data: Vec<u8>,
+}
+
+/// One signed-in browser (Dex's `AuthSession`): the user, the connector they logged in with, and
+/// the clients reached since. Found only through its cookie, so a second device starts its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthSession {
+    /// Random; what the cookie names.
+    pub id: String,
+    /// Keys the cookie's MAC: the ID alone proves nothing once it is published (as `sid`).
+    pub secret: String,
+    pub user_id: String,
+    pub connector_id: String,
+    /// The identity the connector vouched for, handed to the clients single sign-on lets in.
+    pub claims: Claims,
+    /// Client ID to how this session reached it.
+    #[serde(default)]
+    pub client_states: BTreeMap<String, ClientAuthState>,
+    /// The connector's login, reported as `auth_time`.
+    #[serde(with = "time::serde::rfc3339")]
+    pub auth_time: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_activity: OffsetDateTime,
+    /// `created_at` + `sessions.absoluteLifetime`, fixed at creation.
+    #[serde(with = "time::serde::rfc3339")]
+    pub absolute_expiry: OffsetDateTime,
+    /// `last_activity` + `sessions.validIfNotUsedFor`, moved by every use.
+    #[serde(with = "time::serde::rfc3339")]
+    pub idle_expiry: OffsetDateTime,
+    /// The "remember me" choice: a persistent cookie rather than one for the browser's lifetime.
+    #[serde(default)]
+    pub remember_me: bool,
+}
+
+/// What tessera keeps of a user across sessions (Dex's `UserIdentity`, kept with sessions on): the
+/// last identity a connector returned and the scopes the user approved for each client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserIdentity {
+    pub user_id: String,
+    pub connector_id: String,
+    pub claims: Claims,
+    /// Client ID to the scopes approved for it.
+    #[serde(default)]
+    pub consents: BTreeMap<String, Vec<String>>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_login: OffsetDateTime,
+}
+
+/// How a session reached one client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientAuthState {
+    #[serde(with = "time::serde::rfc3339")]
+    pub authenticated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_activity: OffsetDateTime,
+    /// Reached by single sign-on from another client, not by a login: such a state never lends the
+    /// session on, so sharing stays one hop (A shares with B, B with C, does not take A's user to C).
+    #[serde(default)]
+    pub via_sso: bool,
 }
 
 /// A user of the local password database. Looked up by email, case-insensitively.

@@ -12,6 +12,7 @@ pub mod logging;
 pub mod metrics;
 pub mod refresh_tokens;
 pub mod server;
+pub mod sessions;
 pub mod signer;
 pub mod state;
 pub mod storage_health;

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::connectors::Connectors;
 use crate::metrics::Metrics;
 use crate::refresh_tokens::RefreshTokens;
+use crate::sessions::Sessions;
 use crate::signer::Signer;
 use crate::state::Shared;
 use crate::storage_health::Health;
@@ -177,6 +178,7 @@ impl BoundServer {
         ));
         let refresh_policy = config.expiry.refresh_tokens.policy();
         let refresh_tokens = Arc::new(RefreshTokens::new(storage.clone(), clock.clone(), refresh_policy));
+        let sessions = Sessions::new(&config, storage.clone(), clock.clone()).map(Arc::new);
         let config = Arc::new(config);
         let state = AppState::new(Shared {
             config,
@@ -190,6 +192,7 @@ impl BoundServer {
             issuer,
             refresh_tokens,
             metrics,
+            sessions,
         });
         let grpc = match grpc {
             Some((listener, tls)) => Some((listener, tls, crate::grpc::router(&state)?)),

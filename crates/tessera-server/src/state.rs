@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::connectors::Connectors;
 use crate::metrics::Metrics;
 use crate::refresh_tokens::RefreshTokens;
+use crate::sessions::Sessions;
 use crate::signer::Signer;
 use crate::storage_health::Health;
 use crate::token_issuer::TokenIssuer;
@@ -49,4 +50,6 @@ pub struct Shared {
     pub refresh_tokens: Arc<RefreshTokens>,
     /// This server's Prometheus registry (served on the telemetry listener).
     pub metrics: Arc<Metrics>,
+    /// Browser sessions and single sign-on; `None` unless `DEX_SESSIONS_ENABLED=true`.
+    pub sessions: Option<Arc<Sessions>>,
 }

@@ -18,6 +18,8 @@ pub enum Kind {
     Keys,
     DeviceRequest,
     DeviceToken,
+    AuthSession,
+    UserIdentity,
 }
 
 impl Kind {
@@ -34,6 +36,8 @@ impl Kind {
             Kind::Keys => "keys",
             Kind::DeviceRequest => "device_request",
             Kind::DeviceToken => "device_token",
+            Kind::AuthSession => "auth_session",
+            Kind::UserIdentity => "user_identity",
         }
     }
 }

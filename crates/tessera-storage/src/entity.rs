@@ -2,7 +2,8 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 use tessera_core::model::{
-    AuthCode, AuthRequest, Client, Connector, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password, RefreshToken,
+    AuthCode, AuthRequest, AuthSession, Client, Connector, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password,
+    RefreshToken, UserIdentity,
 };
 use time::OffsetDateTime;
 
@@ -58,6 +59,25 @@ entity!(AuthRequest, Kind::AuthRequest, |r| r.id.clone(), expires);
 entity!(AuthCode, Kind::AuthCode, |c| c.id.clone(), expires);
 entity!(DeviceRequest, Kind::DeviceRequest, |r| r.user_code.clone(), expires);
 entity!(DeviceToken, Kind::DeviceToken, |t| t.device_code.clone(), expires);
+
+/// Collected once either expiry passes; a live session rewrites its expiry with every use.
+impl Entity for AuthSession {
+    const KIND: Kind = Kind::AuthSession;
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+    fn expiry(&self) -> Option<OffsetDateTime> {
+        Some(tessera_core::session::expiry(self))
+    }
+}
+
+/// One per user and connector, like the offline sessions.
+impl Entity for UserIdentity {
+    const KIND: Kind = Kind::UserIdentity;
+    fn key(&self) -> String {
+        offline_sessions_key(&self.user_id, &self.connector_id)
+    }
+}
 
 /// The single key under which the signing keys live.
 pub(crate) const KEYS_KEY: &str = "keys";

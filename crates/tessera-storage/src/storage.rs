@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::model::{
-    AuthCode, AuthRequest, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password, RefreshToken,
+    AuthCode, AuthRequest, AuthSession, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password, RefreshToken,
+    UserIdentity,
 };
 use time::OffsetDateTime;
 
@@ -26,6 +27,7 @@ pub struct GcResult {
     pub auth_codes: u64,
     pub device_requests: u64,
     pub device_tokens: u64,
+    pub auth_sessions: u64,
 }
 
 impl GcResult {
@@ -259,6 +261,35 @@ impl Storage {
         Err(StorageError::Conflict { kind: E::KIND.as_str(), attempts: MAX_UPDATE_ATTEMPTS }.into())
     }
 
+    pub async fn get_user_identity(&self, user_id: &str, conn_id: &str) -> Result<UserIdentity, StorageError> {
+        self.get::<UserIdentity>(&offline_sessions_key(user_id, conn_id)).await
+    }
+
+    /// Updates the user's identity, creating it from `create` first if there is none (two first
+    /// logins at once: one creates, the other updates what it wrote).
+    pub async fn upsert_user_identity<F>(
+        &self,
+        create: UserIdentity,
+        mut updater: F,
+    ) -> Result<UserIdentity, StorageError>
+    where
+        F: FnMut(UserIdentity) -> Result<UserIdentity, StorageError> + Send,
+    {
+        let key = create.key();
+        loop {
+            match self.update(&key, &mut updater).await {
+                Err(StorageError::NotFound) => {}
+                done => return done,
+            }
+            let created = updater(create.clone())?;
+            match self.create(&created).await {
+                Ok(()) => return Ok(created),
+                Err(StorageError::AlreadyExists) => continue,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
     pub async fn get_password(&self, email: &str) -> Result<Password, StorageError> {
         self.get::<Password>(email).await
     }
@@ -329,8 +360,9 @@ impl Storage {
         }
     }
 
-    /// Deletes expired auth requests, auth codes, device requests and device tokens: those whose
-    /// expiry is strictly before `now`. Refresh tokens, sessions and keys are never collected.
+    /// Deletes expired auth requests, auth codes, device requests, device tokens and browser sessions:
+    /// those whose expiry is strictly before `now`. Refresh tokens, offline sessions and keys are never
+    /// collected.
     pub async fn garbage_collect(&self, now: OffsetDateTime) -> Result<GcResult, StorageError> {
         let now = to_nanos(now);
         Ok(GcResult {
@@ -338,6 +370,7 @@ impl Storage {
             auth_codes: self.backend.delete_expired(AuthCode::KIND, now).await?,
             device_requests: self.backend.delete_expired(DeviceRequest::KIND, now).await?,
             device_tokens: self.backend.delete_expired(DeviceToken::KIND, now).await?,
+            auth_sessions: self.backend.delete_expired(AuthSession::KIND, now).await?,
         })
     }
 

@@ -43,7 +43,7 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
     let signer = signer(&mut top, d, strict, &expiry);
     let oauth2 = top.map(d, "oauth2").map(|m| oauth2(m, d, strict)).unwrap_or_default();
 
-    let static_clients = statics::clients(&mut top, d, env, strict);
+    let static_clients = statics::clients(&mut top, d, env, strict, flags.sessions_enabled);
     let enable_password_db = top.bool(d, "enablePasswordDB").unwrap_or(false);
     let static_passwords = statics::passwords(&mut top, d, env, strict);
     if !static_passwords.is_empty() && !enable_password_db {
@@ -56,14 +56,13 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
         d.error(top.line_of("oauth2"), "oauth2.passwordConnector", format!("no connector has the id {name:?}"));
     }
     let custom_claims = super::claims::custom_claims(&mut top, d, env, strict);
-    for section in ["sessions", "mfa"] {
-        if top.node(section).is_some() {
-            let (line, path) = (top.line_of(section), section);
-            if flags.sessions_enabled {
-                d.warn(line, path, "sessions and MFA are not supported by tessera; ignored");
-            } else {
-                d.error(line, path, "requires DEX_SESSIONS_ENABLED=true (an experimental Dex feature)");
-            }
+    let sessions = super::sessions::sessions(&mut top, d, strict, flags.sessions_enabled);
+    if top.node("mfa").is_some() {
+        let line = top.line_of("mfa");
+        if flags.sessions_enabled {
+            d.warn(line, "mfa", "MFA is not supported by tessera; ignored");
+        } else {
+            d.error(line, "mfa", "requires DEX_SESSIONS_ENABLED=true (an experimental Dex feature)");
         }
     }
     top.finish(d, strict);
@@ -89,6 +88,7 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
         static_passwords,
         connectors,
         custom_claims,
+        sessions,
         flags: flags.clone(),
     })
 }

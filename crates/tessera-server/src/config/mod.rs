@@ -11,6 +11,7 @@ mod duration;
 pub mod env;
 mod model;
 mod reader;
+mod sessions;
 mod statics;
 pub mod yaml;
 

@@ -30,7 +30,44 @@ pub struct Config {
     pub connectors: Vec<Connector>,
     /// Custom-claims enrichers, in the order they run.
     pub custom_claims: Vec<EnricherConfig>,
+    /// Browser sessions: `Some` exactly when `DEX_SESSIONS_ENABLED=true`.
+    pub sessions: Option<Sessions>,
     pub flags: Flags,
+}
+
+/// Dex's `sessions:` section, defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sessions {
+    pub cookie_name: String,
+    /// From creation; a session never outlives it, however busy.
+    pub absolute_lifetime: Duration,
+    /// A session unused this long is over.
+    pub valid_if_not_used_for: Duration,
+    pub remember_me_checked_by_default: bool,
+    /// The AES-GCM key (16, 24 or 32 bytes) the cookie is sealed with; `None`: signed only.
+    pub cookie_encryption_key: Option<Vec<u8>>,
+    pub sso_shared_with_default: SsoDefault,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self {
+            cookie_name: "dex_session".into(),
+            absolute_lifetime: Duration::from_secs(24 * 3600),
+            valid_if_not_used_for: Duration::from_secs(3600),
+            remember_me_checked_by_default: true,
+            cookie_encryption_key: None,
+            sso_shared_with_default: SsoDefault::None,
+        }
+    }
+}
+
+/// What a client without its own `ssoSharedWith` shares its sign-in with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SsoDefault {
+    #[default]
+    None,
+    All,
 }
 
 /// One configured custom-claims enricher.

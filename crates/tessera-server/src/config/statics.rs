@@ -64,7 +64,7 @@ fn value_or_env(
     }
 }
 
-pub fn clients(top: &mut Map, d: &mut Diagnostics, env: &Env, strict: bool) -> Vec<Client> {
+pub fn clients(top: &mut Map, d: &mut Diagnostics, env: &Env, strict: bool, sessions: bool) -> Vec<Client> {
     let mut clients = Vec::new();
     let mut ids = HashSet::new();
     for (path, node) in top.list(d, "staticClients") {
@@ -86,7 +86,9 @@ pub fn clients(top: &mut Map, d: &mut Diagnostics, env: &Env, strict: bool) -> V
             d.error(
                 m.line_of("refreshTokenLifetime"),
                 &m.key_path("refreshTokenLifetime"),
-                "expected standalone or session",
+                format!(
+                    "invalid refresh token lifetime {refresh_token_lifetime:?}: want \"standalone\" or \"session\""
+                ),
             );
         }
         let claims = m.map(d, "clientCredentialsClaims").map(|mut c| {
@@ -106,12 +108,16 @@ pub fn clients(top: &mut Map, d: &mut Diagnostics, env: &Env, strict: bool) -> V
             allowed_connectors: m.strings(d, "allowedConnectors"),
             refresh_token_lifetime,
             client_credentials_claims: claims,
-            sso_shared_with: Vec::new(),
-            backchannel_logout_uri: String::new(),
+            // Read whether sessions are on or not, as Dex does; only their use waits for the flag.
+            sso_shared_with: m.has("ssoSharedWith").then(|| m.strings(d, "ssoSharedWith")),
+            backchannel_logout_uri: m.string(d, "backchannelLogoutURI").unwrap_or_default(),
         };
-        for key in ["postLogoutRedirectURIs", "backchannelLogoutURI", "mfaChain", "ssoSharedWith"] {
-            m.not_yet(d, key, "sessions and logout are not supported");
+        if !sessions {
+            for key in ["postLogoutRedirectURIs", "backchannelLogoutURI", "ssoSharedWith"] {
+                m.not_yet(d, key, "sessions and logout need DEX_SESSIONS_ENABLED=true");
+            }
         }
+        m.not_yet(d, "mfaChain", "MFA is not supported");
         if let Some(id) = id
             && !ids.insert(id.clone())
         {

@@ -78,7 +78,8 @@ fn from_proto(c: proto::Client) -> Client {
         allowed_connectors: c.allowed_connectors,
         refresh_token_lifetime: c.refresh_token_lifetime,
         client_credentials_claims: None,
-        sso_shared_with: c.sso_shared_with,
+        // The wire cannot carry "unset" apart from empty; Dex reads empty as unset.
+        sso_shared_with: Some(c.sso_shared_with).filter(|peers| !peers.is_empty()),
         backchannel_logout_uri: c.backchannel_logout_uri,
     }
 }
@@ -93,7 +94,7 @@ fn to_proto(c: Client) -> proto::Client {
         name: c.name,
         logo_url: c.logo_url,
         allowed_connectors: c.allowed_connectors,
-        sso_shared_with: c.sso_shared_with,
+        sso_shared_with: c.sso_shared_with.unwrap_or_default(),
         backchannel_logout_uri: c.backchannel_logout_uri,
         post_logout_redirect_uris: c.post_logout_redirect_uris,
         refresh_token_lifetime: c.refresh_token_lifetime,
@@ -110,7 +111,7 @@ fn to_info(c: Client) -> proto::ClientInfo {
         name: c.name,
         logo_url: c.logo_url,
         allowed_connectors: c.allowed_connectors,
-        sso_shared_with: c.sso_shared_with,
+        sso_shared_with: c.sso_shared_with.unwrap_or_default(),
         backchannel_logout_uri: c.backchannel_logout_uri,
         post_logout_redirect_uris: c.post_logout_redirect_uris,
         refresh_token_lifetime: c.refresh_token_lifetime,

@@ -54,7 +54,8 @@ impl LoginOutcome {
 }
 
 /// The kinds garbage collection removes, as [`GcResult`] counts them.
-const COLLECTED: [Kind; 4] = [Kind::AuthRequest, Kind::AuthCode, Kind::DeviceRequest, Kind::DeviceToken];
+const COLLECTED: [Kind; 5] =
+    [Kind::AuthRequest, Kind::AuthCode, Kind::DeviceRequest, Kind::DeviceToken, Kind::AuthSession];
 
 /// Dex's durations (seconds) and response sizes (bytes), bucketed as Dex does.
 const DEX_DURATION_BUCKETS: [f64; 6] = [0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -283,7 +284,13 @@ impl Metrics {
     }
 
     pub fn garbage_collected(&self, result: &GcResult) {
-        let counts = [result.auth_requests, result.auth_codes, result.device_requests, result.device_tokens];
+        let counts = [
+            result.auth_requests,
+            result.auth_codes,
+            result.device_requests,
+            result.device_tokens,
+            result.auth_sessions,
+        ];
         for (kind, count) in COLLECTED.iter().zip(counts) {
             if let Some(counter) = child(&self.gc_removed, &[kind.as_str()]) {
                 counter.inc_by(count);

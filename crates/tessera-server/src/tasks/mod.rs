@@ -73,6 +73,7 @@ pub async fn collect_garbage(state: &AppState) {
                 auth_codes = result.auth_codes,
                 device_requests = result.device_requests,
                 device_tokens = result.device_tokens,
+                auth_sessions = result.auth_sessions,
                 "garbage collection removed expired objects"
             )
         }

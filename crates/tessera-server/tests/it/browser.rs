@@ -9,6 +9,8 @@ use reqwest::StatusCode;
 
 pub struct Browser {
     pub http: reqwest::Client,
+    /// The cookie store, for tests that read or change what the browser keeps.
+    pub jar: std::sync::Arc<reqwest::cookie::Jar>,
     /// Where the app's redirect URIs start: the browser stops there instead of fetching them.
     pub app: String,
 }
@@ -20,6 +22,8 @@ pub struct Landing {
     pub url: String,
     pub location: Option<String>,
     pub body: String,
+    /// The `Set-Cookie` headers of this response.
+    pub set_cookies: Vec<String>,
 }
 
 impl Browser {
@@ -36,20 +40,23 @@ impl Browser {
                 reqwest::header::HeaderValue::from_str(value).unwrap(),
             );
         }
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .cookie_store(true)
+            .cookie_provider(jar.clone())
             .default_headers(defaults)
             .build()
             .unwrap();
-        Self { http, app: app.to_owned() }
+        Self { http, jar, app: app.to_owned() }
     }
 
     async fn land(&self, url: &str, response: reqwest::Response) -> Landing {
         let status = response.status();
         let location = response.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
         let location = location.map(|l| resolve(url, &l));
-        Landing { status, url: url.to_owned(), location, body: response.text().await.unwrap() }
+        let set_cookies =
+            response.headers().get_all("set-cookie").iter().map(|c| c.to_str().unwrap().to_owned()).collect();
+        Landing { status, url: url.to_owned(), location, body: response.text().await.unwrap(), set_cookies }
     }
 
     pub async fn get(&self, url: &str) -> Landing {

@@ -20,5 +20,6 @@ mod oidc;
 mod pages;
 mod request_ids;
 mod serve;
+mod sessions;
 mod upstream_apis;
 mod userinfo;

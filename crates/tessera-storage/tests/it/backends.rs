@@ -110,6 +110,8 @@ macro_rules! conformance_suite {
                 device_request_round_trip,
                 device_token_round_trip,
                 keys_round_trip,
+                auth_session_round_trip_and_collection,
+                user_identity_upsert_creates_once_then_updates,
                 updater_error_keeps_the_old_value,
                 updater_may_not_change_the_key,
                 update_of_missing_object_is_not_found,

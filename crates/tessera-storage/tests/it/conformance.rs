@@ -41,7 +41,7 @@ pub fn client(id: &str) -> Client {
         logo_url: "https://app.example/logo.png".into(),
         allowed_connectors: vec!["local".into()],
         client_credentials_claims: Some(ClientCredentialsClaims { groups: vec!["machines".into()] }),
-        sso_shared_with: vec!["peer-app".into()],
+        sso_shared_with: Some(vec!["peer-app".into()]),
         backchannel_logout_uri: "https://app.example/logout".into(),
         ..Client::default()
     }
@@ -322,6 +322,77 @@ pub async fn keys_round_trip(s: Storage) {
     assert_eq!(stored, rotated);
     assert_eq!(stored.verification_keys[0].public_key["kid"], "k1");
     assert_eq!(stored.signing_key.unwrap()["kid"], "k2");
+}
+
+fn auth_session(created: OffsetDateTime) -> AuthSession {
+    let state = ClientAuthState { authenticated_at: created, last_activity: created, via_sso: false };
+    AuthSession {
+        id: new_id(),
+        secret: new_id(),
+        user_id: "user-1".into(),
+        connector_id: "local".into(),
+        claims: claims(),
+        client_states: [("example-app".to_owned(), state)].into(),
+        auth_time: created,
+        created_at: created,
+        last_activity: created,
+        absolute_expiry: created + Duration::hours(24),
+        idle_expiry: created + Duration::hours(1),
+        remember_me: true,
+    }
+}
+
+/// A browser session reads back as written, and is collected by its earlier (idle) expiry, moved by
+/// an update.
+pub async fn auth_session_round_trip_and_collection(s: Storage) {
+    let created = now();
+    let session = auth_session(created);
+    s.create(&session).await.unwrap();
+    assert_eq!(s.get::<AuthSession>(&session.id).await.unwrap(), session);
+    let moved = created + Duration::minutes(50);
+    s.update::<AuthSession, _, StorageError>(&session.id, |mut stored| {
+        stored.idle_expiry = moved + Duration::hours(1);
+        Ok(stored)
+    })
+    .await
+    .unwrap();
+    let result = s.garbage_collect(created + Duration::minutes(90)).await.unwrap();
+    assert_eq!(result.auth_sessions, 0, "the update moved the idle expiry");
+    let result = s.garbage_collect(moved + Duration::hours(1) + Duration::nanoseconds(1)).await.unwrap();
+    assert_eq!(result.auth_sessions, 1);
+    assert!(matches!(s.get::<AuthSession>(&session.id).await, Err(StorageError::NotFound)));
+}
+
+/// Concurrent first logins create one identity, and every writer's change is kept.
+pub async fn user_identity_upsert_creates_once_then_updates(s: Storage) {
+    let user = new_id();
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let (s, user) = (s.clone(), user.clone());
+            tokio::spawn(async move {
+                let first = UserIdentity {
+                    user_id: user,
+                    connector_id: "local".into(),
+                    claims: claims(),
+                    consents: BTreeMap::new(),
+                    created_at: now(),
+                    last_login: now(),
+                };
+                s.upsert_user_identity(first, |mut identity| {
+                    identity.consents.insert(format!("client-{i}"), vec!["email".into()]);
+                    Ok(identity)
+                })
+                .await
+                .unwrap();
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let stored = s.get_user_identity(&user, "local").await.unwrap();
+    assert_eq!(stored.consents.len(), 8, "{:?}", stored.consents);
+    assert_eq!(s.list::<UserIdentity>().await.unwrap().iter().filter(|u| u.user_id == user).count(), 1);
 }
 
 pub async fn updater_error_keeps_the_old_value(s: Storage) {
@@ -811,7 +882,7 @@ pub async fn garbage_collection_at_the_expiry_boundary_in_several_time_zones(s: 
         let result = s.garbage_collect(expiry + Duration::nanoseconds(1)).await.unwrap();
         assert_eq!(
             result,
-            GcResult { auth_requests: 1, auth_codes: 1, device_requests: 1, device_tokens: 1 },
+            GcResult { auth_requests: 1, auth_codes: 1, device_requests: 1, device_tokens: 1, auth_sessions: 0 },
             "{zone}"
         );
         assert!(matches!(s.get::<AuthRequest>(&request.id).await, Err(StorageError::NotFound)));

@@ -106,7 +106,7 @@ async fn dispatch(state: &AppState, id: &str, mac: &str) -> Response {
     if !(approved || continuing) || !request.logged_in {
         return state.pages.error(StatusCode::UNAUTHORIZED, "Unauthorized request.");
     }
-    if continuing && !consent_satisfied(state, &request) {
+    if continuing && !consent_satisfied(state, &request).await {
         if request.prompt == "none" {
             let error = OAuthError::new(ErrorCode::InteractionRequired, "User interaction is required.");
             return redirect_error(&request.redirect_uri, &request.state, &error);
@@ -118,10 +118,23 @@ async fn dispatch(state: &AppState, id: &str, mac: &str) -> Response {
     respond::issue(state, request).await
 }
 
-/// Without sessions Dex stores no consent, so the screen shows unless skipped by configuration
-/// (and a forced prompt always shows it).
-fn consent_satisfied(state: &AppState, request: &AuthRequest) -> bool {
-    !request.force_approval_prompt && state.config.oauth2.skip_approval_screen
+/// A forced prompt always shows the screen; otherwise it is skipped by configuration, or (sessions
+/// on) when the user approved these scopes for this client before. Without sessions Dex stores no
+/// consent.
+async fn consent_satisfied(state: &AppState, request: &AuthRequest) -> bool {
+    if request.force_approval_prompt {
+        return false;
+    }
+    if state.config.oauth2.skip_approval_screen {
+        return true;
+    }
+    let Some(sessions) = &state.sessions else {
+        return false;
+    };
+    sessions.consented(request).await.unwrap_or_else(|err| {
+        tracing::error!(error = %err, "reading the user's consents failed; asking again");
+        false
+    })
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub async fn bare(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    handle(&state, None, CallbackRequest { query, headers: collect(&headers, false) }).await
+    handle(&state, &headers, None, CallbackRequest { query, headers: collect(&headers, false) }).await
 }
 
 pub async fn named(
@@ -29,7 +29,7 @@ pub async fn named(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    handle(&state, Some(connector_id), CallbackRequest { query, headers: collect(&headers, true) }).await
+    handle(&state, &headers, Some(connector_id), CallbackRequest { query, headers: collect(&headers, true) }).await
 }
 
 fn collect(headers: &HeaderMap, trust_proxy_headers: bool) -> HashMap<String, String> {
@@ -37,7 +37,12 @@ fn collect(headers: &HeaderMap, trust_proxy_headers: bool) -> HashMap<String, St
     callback_headers(pairs, trust_proxy_headers)
 }
 
-async fn handle(state: &AppState, connector_id: Option<String>, request: CallbackRequest) -> Response {
+async fn handle(
+    state: &AppState,
+    browser: &HeaderMap,
+    connector_id: Option<String>,
+    request: CallbackRequest,
+) -> Response {
     let query = &request.query;
     let id = query.get("state").map(String::as_str).unwrap_or("");
     let auth_request = match load_auth_request(state, id).await {
@@ -56,7 +61,8 @@ async fn handle(state: &AppState, connector_id: Option<String>, request: Callbac
     match connector.handle_callback(scopes, &auth_request.connector_data, &request).await {
         Ok(identity) => {
             state.metrics.login(&connector_id, LoginOutcome::Success);
-            finalize_login(state, auth_request, identity).await
+            // An upstream login page asks nothing of ours, so no "remember me" (as Dex).
+            finalize_login(state, browser, auth_request, identity, false).await
         }
         Err(ConnectorError::NotInRequiredGroups) => {
             state.metrics.login(&connector_id, LoginOutcome::Denied);

@@ -67,6 +67,12 @@ pub async fn decide(State(state): State<AppState>, Form(form): Form<Approval>) -
         // Dex shows this page rather than telling the client.
         return state.pages.error(StatusCode::INTERNAL_SERVER_ERROR, "Approval rejected.");
     }
+    if let Some(sessions) = &state.sessions
+        && let Err(err) = sessions.remember_consent(&request).await
+    {
+        // The approval stands; only the memory of it is lost, so the screen shows again next time.
+        tracing::error!(error = %err, "remembering the user's consent failed");
+    }
     let mac = steps::sign(&request.hmac_key, &request.id, Step::Approved);
     redirect(StatusCode::SEE_OTHER, &local_path(&state, &format!("/auth?req={}&hmac={mac}", request.id)))
 }

@@ -1,7 +1,7 @@
 //! After a connector vouched for the user: record the identity on the auth request, keep the
 //! upstream's data for refresh when offline access was asked for, and continue the flow.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use tessera_connectors::Identity;
 use tessera_core::model::AuthRequest;
@@ -11,8 +11,16 @@ use tessera_storage::StorageError;
 use super::steps::{self, Step};
 use super::{internal_page, local_path, redirect};
 use crate::AppState;
+use crate::sessions::Login;
 
-pub async fn finalize_login(state: &AppState, request: AuthRequest, identity: Identity) -> Response {
+/// `remember_me` is the user's choice for the session cookie (sessions on only).
+pub async fn finalize_login(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: AuthRequest,
+    identity: Identity,
+    remember_me: bool,
+) -> Response {
     let now = state.clock.now();
     let claims = identity.claims.clone();
     let updated = state
@@ -40,8 +48,28 @@ pub async fn finalize_login(state: &AppState, request: AuthRequest, identity: Id
     {
         return internal_page(state, &err);
     }
+    let cookie = match &state.sessions {
+        None => None,
+        Some(sessions) => {
+            let login = Login {
+                client_id: &request.client_id,
+                connector_id: &request.connector_id,
+                claims: &identity.claims,
+                remember_me,
+            };
+            match sessions.record_login(headers, login).await {
+                Ok(cookie) => cookie,
+                Err(err) => return internal_page(state, &err),
+            }
+        }
+    };
     let mac = steps::sign(&request.hmac_key, &request.id, Step::Continue);
-    redirect(StatusCode::SEE_OTHER, &local_path(state, &format!("/auth?req={}&hmac={mac}", request.id)))
+    let mut response =
+        redirect(StatusCode::SEE_OTHER, &local_path(state, &format!("/auth?req={}&hmac={mac}", request.id)));
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 /// Dex's audit line for a login, with the same field names, so `logger.excludeFields` redacts the

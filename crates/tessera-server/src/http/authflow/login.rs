@@ -2,7 +2,7 @@
 //! sends the browser to the connector (our password form, or the upstream's login page).
 
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use tessera_connectors::{Login, Scopes};
 use tessera_core::grant::{self, client_may_use};
@@ -21,6 +21,7 @@ pub async fn start(
     Path(connector_id): Path<String>,
     method: Method,
     uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
     if method != Method::GET {
         return state.pages.error(StatusCode::BAD_REQUEST, "Unsupported request method.");
@@ -60,6 +61,9 @@ pub async fn start(
     let choices =
         state.connectors.all().iter().filter(|c| c.allows_grant(grant) && client_may_use(&allowed, &c.id)).count();
     let mut auth_request = new_auth_request(&state, valid, &connector_id);
+    if let Some(signed_in) = super::sso::try_session(&state, &headers, &auth_request).await {
+        return signed_in;
+    }
     let location = match &connector.login {
         Login::Password(_) => {
             let back = if choices > 1 {

@@ -11,6 +11,7 @@ pub mod params;
 mod password;
 pub mod request;
 mod respond;
+mod sso;
 pub mod steps;
 
 use axum::Router;

@@ -3,7 +3,7 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
@@ -86,6 +86,7 @@ pub async fn submit(
     State(state): State<AppState>,
     Path(connector_id): Path<String>,
     Query(query): Query<FormQuery>,
+    headers: HeaderMap,
     Form(credentials): Form<Credentials>,
 ) -> Response {
     let (request, connector) = match resolve(&state, &connector_id, &query).await {
@@ -96,7 +97,9 @@ pub async fn submit(
     match connector.login(scopes, &credentials.login, &credentials.password).await {
         Ok(Some(identity)) => {
             state.metrics.login(&connector_id, LoginOutcome::Success);
-            finalize_login(&state, request, identity).await
+            // No checkbox yet: the configured default stands for the user's choice.
+            let remember_me = state.sessions.as_ref().is_some_and(|s| s.remember_me_default());
+            finalize_login(&state, &headers, request, identity, remember_me).await
         }
         Ok(None) => {
             state.metrics.login(&connector_id, LoginOutcome::InvalidCredentials);

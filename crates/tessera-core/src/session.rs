@@ -1,0 +1,260 @@
+//! Browser-session rules as pure functions of (session, clients, time): whether a session is still
+//! alive, how a use moves its idle expiry, and which clients single sign-on lets it into.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::model::{AuthSession, Claims, Client, ClientAuthState};
+
+/// The `sessions:` lifetimes and sharing default that the rules need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    pub absolute_lifetime: Duration,
+    pub valid_if_not_used_for: Duration,
+    /// `ssoSharedWithDefault: all`: a client without `ssoSharedWith` shares with every client.
+    pub share_by_default: bool,
+}
+
+fn plus(at: OffsetDateTime, duration: Duration) -> OffsetDateTime {
+    at.checked_add(time::Duration::try_from(duration).unwrap_or(time::Duration::MAX))
+        .unwrap_or(OffsetDateTime::from_unix_timestamp(253_402_300_799).unwrap_or(at))
+}
+
+/// Alive until the earlier of its two expiries (strictly before, as garbage collection counts it).
+pub fn is_alive(session: &AuthSession, now: OffsetDateTime) -> bool {
+    now < session.absolute_expiry && now < session.idle_expiry
+}
+
+/// When garbage collection may delete it: the earlier expiry.
+pub fn expiry(session: &AuthSession) -> OffsetDateTime {
+    session.absolute_expiry.min(session.idle_expiry)
+}
+
+/// What a new login starts: the client it served, both expiries counted from `now`.
+pub struct NewSession<'a> {
+    pub id: String,
+    pub secret: String,
+    pub connector_id: &'a str,
+    pub claims: &'a Claims,
+    pub client_id: &'a str,
+    pub remember_me: bool,
+}
+
+pub fn start(new: NewSession<'_>, policy: &SessionPolicy, now: OffsetDateTime) -> AuthSession {
+    let state = ClientAuthState { authenticated_at: now, last_activity: now, via_sso: false };
+    AuthSession {
+        id: new.id,
+        secret: new.secret,
+        user_id: new.claims.user_id.clone(),
+        connector_id: new.connector_id.to_owned(),
+        claims: new.claims.clone(),
+        client_states: [(new.client_id.to_owned(), state)].into(),
+        auth_time: now,
+        created_at: now,
+        last_activity: now,
+        absolute_expiry: plus(now, policy.absolute_lifetime),
+        idle_expiry: plus(now, policy.valid_if_not_used_for),
+        remember_me: new.remember_me,
+    }
+}
+
+/// Whether a login may continue the browser's current session rather than replace it: the same
+/// user through the same connector (anyone else's session is ended, never merged).
+pub fn continues(session: &AuthSession, connector_id: &str, user_id: &str) -> bool {
+    session.connector_id == connector_id && session.user_id == user_id
+}
+
+/// The session after a login or a single sign-on for `client_id` at `now`: activity recorded, the
+/// idle expiry moved (never past the absolute one, which a use cannot extend). A fresh login
+/// renews `auth_time` and the identity.
+pub fn record_use(
+    mut session: AuthSession,
+    client_id: &str,
+    login: Option<&Claims>,
+    policy: &SessionPolicy,
+    now: OffsetDateTime,
+) -> AuthSession {
+    session.last_activity = now;
+    session.idle_expiry = plus(now, policy.valid_if_not_used_for).min(session.absolute_expiry);
+    let via_sso = login.is_none();
+    if let Some(claims) = login {
+        session.auth_time = now;
+        session.claims = claims.clone();
+    }
+    let state = session.client_states.entry(client_id.to_owned()).or_insert(ClientAuthState {
+        authenticated_at: now,
+        last_activity: now,
+        via_sso,
+    });
+    state.last_activity = now;
+    if !via_sso {
+        // A login for a client that had only been reached by single sign-on makes it a source.
+        state.authenticated_at = now;
+        state.via_sso = false;
+    }
+    session
+}
+
+/// Whether `source`'s sign-in may be reused for `target_id`: its own `ssoSharedWith` (`*` for every
+/// client, `[]` for none), else the server's default.
+pub fn shares_with(source: &Client, target_id: &str, policy: &SessionPolicy) -> bool {
+    match &source.sso_shared_with {
+        None => policy.share_by_default,
+        Some(peers) => peers.iter().any(|peer| peer == "*" || peer == target_id),
+    }
+}
+
+/// Whether the request lets a session stand in for a login at all: not when it asks to log in again
+/// (`prompt=login`, `select_account`), nor when the login is older than its `max_age` (seconds; -1
+/// when absent).
+pub fn request_allows_reuse(prompt: &str, max_age: i64, auth_time: OffsetDateTime, now: OffsetDateTime) -> bool {
+    let asks_again = prompt.split_whitespace().any(|p| p == "login" || p == "select_account");
+    let too_old = max_age >= 0 && now - auth_time > time::Duration::seconds(max_age);
+    !asks_again && !too_old
+}
+
+/// Whether the scopes approved for a client cover a request's: `openid` needs no consent (it only
+/// says the request is OpenID Connect), every other scope must have been approved.
+pub fn consent_covers(approved: &[String], requested: &[String]) -> bool {
+    requested.iter().all(|scope| scope == crate::scope::OPENID || approved.contains(scope))
+}
+
+/// The clients whose policy decides single sign-on into another client: those this session logged
+/// into directly (the handler loads them and passes them to [`may_sign_in`]).
+pub fn sources(session: &AuthSession) -> impl Iterator<Item = &str> {
+    session.client_states.iter().filter(|(_, state)| !state.via_sso).map(|(id, _)| id.as_str())
+}
+
+/// Whether this live session signs the browser into `target_id` without a login: the client was
+/// reached in this session before, or one of `sources` (clients logged into directly in this session)
+/// shares with it.
+pub fn may_sign_in(session: &AuthSession, target_id: &str, sources: &[Client], policy: &SessionPolicy) -> bool {
+    if session.client_states.contains_key(target_id) {
+        return true;
+    }
+    sources.iter().any(|source| {
+        session.client_states.get(&source.id).is_some_and(|state| !state.via_sso)
+            && shares_with(source, target_id, policy)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::test_epoch;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn policy() -> SessionPolicy {
+        SessionPolicy { absolute_lifetime: 24 * HOUR, valid_if_not_used_for: HOUR, share_by_default: false }
+    }
+
+    fn claims() -> Claims {
+        Claims { user_id: "u1".into(), email: "jane@example.com".into(), ..Claims::default() }
+    }
+
+    fn session() -> AuthSession {
+        let claims = claims();
+        let new = NewSession {
+            id: "s1".into(),
+            secret: "secret".into(),
+            connector_id: "local",
+            claims: &claims,
+            client_id: "a",
+            remember_me: false,
+        };
+        start(new, &policy(), test_epoch())
+    }
+
+    fn client(id: &str, shared: Option<&[&str]>) -> Client {
+        Client {
+            id: id.into(),
+            sso_shared_with: shared.map(|peers| peers.iter().map(|p| (*p).to_owned()).collect()),
+            ..Client::default()
+        }
+    }
+
+    fn at(d: Duration) -> OffsetDateTime {
+        test_epoch() + d
+    }
+
+    #[test]
+    fn a_session_dies_when_idle_or_old() {
+        let s = session();
+        assert!(is_alive(&s, at(HOUR - Duration::from_secs(1))));
+        assert!(!is_alive(&s, at(HOUR)), "idle for validIfNotUsedFor");
+        let mut used = s.clone();
+        for hour in 1..24 {
+            used = record_use(used, "a", None, &policy(), at(HOUR * hour - Duration::from_secs(60)));
+        }
+        assert!(is_alive(&used, at(23 * HOUR + Duration::from_secs(1))), "used every hour");
+        assert_eq!(expiry(&used), at(24 * HOUR - Duration::from_secs(60)));
+        let used = record_use(used, "a", None, &policy(), at(23 * HOUR + HOUR / 2));
+        assert_eq!(expiry(&used), at(24 * HOUR), "a use never moves it past absoluteLifetime");
+        assert!(!is_alive(&used, at(24 * HOUR)));
+    }
+
+    #[test]
+    fn a_use_moves_the_idle_expiry_but_not_auth_time_and_a_login_renews_it() {
+        let s = record_use(session(), "b", None, &policy(), at(HOUR / 2));
+        assert_eq!(s.idle_expiry, at(HOUR + HOUR / 2));
+        assert_eq!(s.auth_time, test_epoch());
+        assert!(s.client_states["b"].via_sso);
+        let s = record_use(s, "b", Some(&claims()), &policy(), at(HOUR));
+        assert_eq!(s.auth_time, at(HOUR));
+        assert!(!s.client_states["b"].via_sso, "a login makes the client a source");
+    }
+
+    #[test]
+    fn sharing_follows_the_client_then_the_default() {
+        let p = policy();
+        assert!(!shares_with(&client("a", None), "b", &p));
+        assert!(shares_with(&client("a", None), "b", &SessionPolicy { share_by_default: true, ..p }));
+        assert!(!shares_with(&client("a", Some(&[])), "b", &SessionPolicy { share_by_default: true, ..p }));
+        assert!(shares_with(&client("a", Some(&["*"])), "b", &p));
+        assert!(shares_with(&client("a", Some(&["b"])), "b", &p));
+        assert!(!shares_with(&client("a", Some(&["c"])), "b", &p));
+    }
+
+    #[test]
+    fn single_sign_on_is_one_hop_from_a_login() {
+        let p = policy();
+        let s = session();
+        assert!(may_sign_in(&s, "a", &[], &p), "the client it logged into");
+        assert!(may_sign_in(&s, "b", &[client("a", Some(&["b"]))], &p));
+        assert!(!may_sign_in(&s, "b", &[client("a", Some(&[]))], &p));
+        // b reached by SSO shares with c, but b was never logged into: no way on to c.
+        let s = record_use(s, "b", None, &p, at(Duration::from_secs(1)));
+        assert_eq!(sources(&s).collect::<Vec<_>>(), ["a"]);
+        assert!(!may_sign_in(&s, "c", &[client("a", Some(&["b"])), client("b", Some(&["*"]))], &p));
+    }
+
+    #[test]
+    fn consent_covers_every_scope_but_openid() {
+        let s = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(consent_covers(&s(&["email"]), &s(&["openid", "email"])));
+        assert!(consent_covers(&s(&[]), &s(&["openid"])));
+        assert!(!consent_covers(&s(&["email"]), &s(&["openid", "email", "groups"])));
+        assert!(consent_covers(&s(&["email", "groups"]), &s(&["groups"])));
+    }
+
+    #[test]
+    fn a_request_may_refuse_the_session() {
+        let t = test_epoch();
+        assert!(request_allows_reuse("", -1, t, at(HOUR)));
+        assert!(request_allows_reuse("consent", -1, t, at(HOUR)));
+        assert!(!request_allows_reuse("login", -1, t, t));
+        assert!(!request_allows_reuse("consent select_account", -1, t, t));
+        assert!(request_allows_reuse("", 60, t, at(Duration::from_secs(60))));
+        assert!(!request_allows_reuse("", 60, t, at(Duration::from_secs(61))));
+    }
+
+    #[test]
+    fn only_the_same_user_and_connector_continue_a_session() {
+        let s = session();
+        assert!(continues(&s, "local", "u1"));
+        assert!(!continues(&s, "local", "u2"));
+        assert!(!continues(&s, "ldap", "u1"));
+    }
+}
