@@ -35,6 +35,7 @@ fn context<'a>(scopes: &'a [String], identity: &'a Claims) -> TokenContext<'a> {
         issued_at: OffsetDateTime::now_utc(),
         lifetime: time::Duration::hours(24),
         jti: "dGhpcyBpcyBhIGp0aQ".into(),
+        session_id: None,
     }
 }
 

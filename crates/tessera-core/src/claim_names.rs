@@ -16,6 +16,8 @@ pub const NONCE: &str = "nonce";
 pub const AT_HASH: &str = "at_hash";
 pub const C_HASH: &str = "c_hash";
 pub const AZP: &str = "azp";
+/// The browser session a token was issued under.
+pub const SID: &str = "sid";
 
 pub const EMAIL_CLAIM: &str = "email";
 pub const EMAIL_VERIFIED: &str = "email_verified";
@@ -28,14 +30,14 @@ pub const FEDERATED_CLAIMS: &str = "federated_claims";
 /// reserve for sessions and proof of possession: no custom claim may ever set them (a forged `sub` or
 /// `iss` would let anyone impersonate anyone).
 pub const PROTOCOL: [&str; 16] =
-    [ISS, SUB, AUD, EXP, IAT, NBF, JTI, AUTH_TIME, NONCE, AT_HASH, C_HASH, AZP, "sid", "acr", "amr", "cnf"];
+    [ISS, SUB, AUD, EXP, IAT, NBF, JTI, AUTH_TIME, NONCE, AT_HASH, C_HASH, AZP, SID, "acr", "amr", "cnf"];
 
 /// Dex's identity claims, released by scopes; custom claims replace one only where the operator
 /// allows it by name.
 pub const IDENTITY: [&str; 6] = [EMAIL_CLAIM, EMAIL_VERIFIED, GROUPS_CLAIM, NAME, PREFERRED_USERNAME, FEDERATED_CLAIMS];
 
 /// Every claim tessera itself puts in tokens, in Dex's order; any other claim is a custom claim.
-pub const ISSUED: [&str; 17] = [
+pub const ISSUED: [&str; 18] = [
     ISS,
     SUB,
     AUD,
@@ -52,6 +54,7 @@ pub const ISSUED: [&str; 17] = [
     PREFERRED_USERNAME,
     FEDERATED_CLAIMS,
     AUTH_TIME,
+    SID,
     JTI,
 ];
 

@@ -90,6 +90,12 @@ pub struct AuthRequest {
     /// Per-request key for the HMAC that protects each step of the login flow.
     #[serde(with = "bytes::hex")]
     pub hmac_key: Vec<u8>,
+    /// The browser session the login was recorded on (sessions on), published as `sid`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub session_id: String,
+    /// The client's `login_hint`: the username the login form starts with.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub login_hint: String,
 }
 
 /// An authorization code, redeemable once at `/token`.
@@ -109,6 +115,9 @@ pub struct AuthCode {
     #[serde(with = "time::serde::rfc3339::option")]
     pub auth_time: Option<OffsetDateTime>,
     pub pkce: Pkce,
+    /// The browser session the code was issued from: the tokens' `sid`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub session_id: String,
 }
 
 /// A refresh token: `id` finds it, `token` is the secret that rotates.
@@ -140,6 +149,10 @@ pub struct RefreshTokenRef {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub last_used: OffsetDateTime,
+    /// The browser session the token was first issued under (empty outside a browser flow): its
+    /// `sid` on every refresh, and what ends it for a `refreshTokenLifetime: session` client.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub session_id: String,
 }
 
 /// A user's refresh tokens through one connector (one per client), and the upstream's data for them.

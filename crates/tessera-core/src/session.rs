@@ -105,13 +105,55 @@ pub fn shares_with(source: &Client, target_id: &str, policy: &SessionPolicy) -> 
     }
 }
 
+/// The `prompt` values of a request (validated before: unknown values and `none` with others were
+/// refused then).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Prompt {
+    /// No page at all: answer silently from the session, or `login_required`/`consent_required`.
+    pub none: bool,
+    /// Log in again, whatever the session.
+    pub login: bool,
+    /// Ask for consent again.
+    pub consent: bool,
+    /// Let the user pick the account (here: the connector), so no session is reused.
+    pub select_account: bool,
+}
+
+impl Prompt {
+    pub fn parse(text: &str) -> Self {
+        let mut prompt = Self::default();
+        for value in text.split_whitespace() {
+            match value {
+                "none" => prompt.none = true,
+                "login" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                "select_account" => prompt.select_account = true,
+                _ => {}
+            }
+        }
+        prompt
+    }
+}
+
+/// Whether an `id_token_hint`'s subject is the session's user (the `sub` we would issue for it).
+pub fn hint_names_session(hint_subject: &str, session: &AuthSession) -> bool {
+    hint_subject == crate::subject::encode_subject(&session.user_id, &session.connector_id)
+}
+
 /// Whether the request lets a session stand in for a login at all: not when it asks to log in again
 /// (`prompt=login`, `select_account`), nor when the login is older than its `max_age` (seconds; -1
 /// when absent).
 pub fn request_allows_reuse(prompt: &str, max_age: i64, auth_time: OffsetDateTime, now: OffsetDateTime) -> bool {
-    let asks_again = prompt.split_whitespace().any(|p| p == "login" || p == "select_account");
+    let prompt = Prompt::parse(prompt);
+    let asks_again = prompt.login || prompt.select_account;
     let too_old = max_age >= 0 && now - auth_time > time::Duration::seconds(max_age);
     !asks_again && !too_old
+}
+
+/// Whether a client's refresh tokens end with the browser session they were issued under
+/// (`refreshTokenLifetime: session`) rather than living on their own (`standalone`, the default).
+pub fn refresh_bound_to_session(client: &Client) -> bool {
+    client.refresh_token_lifetime == "session"
 }
 
 /// Whether the scopes approved for a client cover a request's: `openid` needs no consent (it only

@@ -69,6 +69,9 @@ pub struct TokenClaims {
     pub federated_claims: Option<FederatedClaims>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The browser session the token was issued under (OpenID Connect Front/Back-Channel Logout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     pub jti: String,
 }
 
@@ -86,6 +89,8 @@ pub struct TokenContext<'a> {
     pub lifetime: time::Duration,
     /// A fresh random ID for this token.
     pub jti: String,
+    /// The browser session behind the login, if any: the `sid` claim.
+    pub session_id: Option<&'a str>,
 }
 
 /// The claim set for a token minted in `context` (hashes are filled in by the signer, which knows
@@ -117,6 +122,7 @@ pub fn token_claims(context: &TokenContext) -> TokenClaims {
             user_id: identity.user_id.clone(),
         }),
         auth_time: context.auth_time.map(OffsetDateTime::unix_timestamp),
+        sid: context.session_id.filter(|sid| !sid.is_empty()).map(str::to_owned),
         jti: context.jti.clone(),
     }
 }
@@ -182,6 +188,7 @@ mod tests {
             issued_at: datetime!(2026-11-23 12:00 UTC),
             lifetime: time::Duration::hours(24),
             jti: "jti-1".into(),
+            session_id: None,
         };
         serde_json::to_value(token_claims(&context)).unwrap()
     }
@@ -237,6 +244,7 @@ mod tests {
             issued_at: datetime!(2026-11-23 12:00 UTC),
             lifetime: time::Duration::hours(1),
             jti: "jti-1".into(),
+            session_id: None,
         };
         let serde_json::Value::Object(custom) = json!({"groups": ["from-db"], "tenant": "acme"}) else {
             unreachable!()

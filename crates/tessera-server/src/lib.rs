@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod custom_claims;
 pub mod grpc;
 pub mod http;
+pub mod id_token_hint;
 pub mod logging;
 pub mod metrics;
 pub mod refresh_tokens;

@@ -24,6 +24,8 @@ pub struct NewRefreshToken<'a> {
     /// The upstream's data for later refreshes, kept on the user's offline session (`None`: keep
     /// what the session has).
     pub upstream_data: Option<&'a [u8]>,
+    /// The browser session the login came from; empty outside a browser flow.
+    pub session_id: &'a str,
 }
 
 /// A stored token as read for a use, with the user's offline session: the use is written against
@@ -40,6 +42,17 @@ impl StoredRefresh {
 
     /// The upstream's data for a refresh: on the offline session, or, for tokens from before offline
     /// sessions, on the token.
+    /// The browser session the token was first issued under, from the offline session's reference
+    /// to it; empty when it came from no browser session.
+    pub fn session_id(&self) -> &str {
+        let token = &self.token.value;
+        self.sessions
+            .as_ref()
+            .and_then(|read| read.value.refresh.get(&token.client_id))
+            .filter(|reference| reference.id == token.id)
+            .map_or("", |reference| reference.session_id.as_str())
+    }
+
     pub fn upstream_data(&self) -> &[u8] {
         match &self.sessions {
             Some(read) if !read.value.connector_data.is_empty() => &read.value.connector_data,
@@ -104,6 +117,7 @@ impl RefreshTokens {
             client_id: token.client_id.clone(),
             created_at: now,
             last_used: now,
+            session_id: new.session_id.to_owned(),
         };
 
         let user = &new.claims.user_id;
@@ -237,7 +251,15 @@ mod tests {
     }
 
     fn new_token<'a>(claims: &'a Claims, client_id: &'a str, scopes: &'a [String]) -> NewRefreshToken<'a> {
-        NewRefreshToken { client_id, connector_id: "local", claims, scopes, nonce: "", upstream_data: Some(b"up") }
+        NewRefreshToken {
+            client_id,
+            connector_id: "local",
+            claims,
+            scopes,
+            nonce: "",
+            upstream_data: Some(b"up"),
+            session_id: "",
+        }
     }
 
     #[tokio::test]

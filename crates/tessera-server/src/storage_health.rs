@@ -82,6 +82,8 @@ async fn write_and_delete_probe(storage: &Storage, now: OffsetDateTime) -> Resul
         connector_data: Vec::new(),
         pkce: Pkce::default(),
         hmac_key: Vec::new(),
+        session_id: String::new(),
+        login_hint: String::new(),
     };
     storage.create(&probe).await?;
     storage.delete::<AuthRequest>(&probe.id).await

@@ -34,6 +34,8 @@ pub struct MintRequest<'a> {
     pub with_id_token: bool,
     /// The grant minting the token, for the custom-claims enrichers.
     pub grant_type: &'a str,
+    /// The browser session behind the login (sessions on): the `sid` claim.
+    pub session_id: Option<&'a str>,
 }
 
 pub struct Minted {
@@ -190,6 +192,7 @@ impl TokenIssuer {
             issued_at: now,
             lifetime: self.lifetime,
             jti,
+            session_id: request.session_id,
         };
         // Dex's access tokens carry the ID token's claims, with an at_hash over a throwaway value.
         let mut access = token_claims(&context(new_id()));

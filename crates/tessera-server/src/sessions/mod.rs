@@ -29,6 +29,13 @@ pub struct Sessions {
     remember_me_default: bool,
 }
 
+/// What recording a login made: the session (its ID is the tokens' `sid`) and the cookie naming it.
+pub struct Recorded {
+    pub session_id: String,
+    /// `None` only if the value could not be sealed (logged: the login goes on without a cookie).
+    pub cookie: Option<HeaderValue>,
+}
+
 /// A login the session records.
 pub struct Login<'a> {
     pub client_id: &'a str,
@@ -59,7 +66,7 @@ impl Sessions {
         })
     }
 
-    /// What "remember me" is when the user was not asked (the checkbox is not built yet).
+    /// Whether the "remember me" checkbox starts ticked.
     pub fn remember_me_default(&self) -> bool {
         self.remember_me_default
     }
@@ -87,14 +94,15 @@ impl Sessions {
         Ok(Some(stored))
     }
 
+    /// Whether the session with this ID is still alive (not ended, not expired).
+    pub async fn alive(&self, id: &str) -> Result<bool, StorageError> {
+        let stored = self.storage.get::<AuthSession>(id).await.optional()?;
+        Ok(stored.is_some_and(|session| session::is_alive(&session, self.clock.now())))
+    }
+
     /// Records a login on the browser's session (continued when it is the same user and connector,
-    /// otherwise a new one replaces it) and returns the `Set-Cookie` value that names it (`None` only
-    /// if the value could not be sealed, which is logged: the login goes on without a session).
-    pub async fn record_login(
-        &self,
-        headers: &HeaderMap,
-        login: Login<'_>,
-    ) -> Result<Option<HeaderValue>, StorageError> {
+    /// otherwise a new one replaces it).
+    pub async fn record_login(&self, headers: &HeaderMap, login: Login<'_>) -> Result<Recorded, StorageError> {
         let now = self.clock.now();
         self.record_identity(&login, now).await?;
         if let Some(current) = self.current(headers).await? {
@@ -108,7 +116,7 @@ impl Sessions {
                         Ok(used)
                     })
                     .await?;
-                return Ok(self.set_cookie(&updated));
+                return Ok(Recorded { cookie: self.set_cookie(&updated), session_id: updated.id });
             }
             // Another user (or connector) signed in on this browser: the old session ends here
             // rather than lingering unreachable until it expires.
@@ -127,7 +135,7 @@ impl Sessions {
         };
         let created = session::start(new, &self.policy, now);
         self.storage.create(&created).await?;
-        Ok(self.set_cookie(&created))
+        Ok(Recorded { cookie: self.set_cookie(&created), session_id: created.id })
     }
 
     /// Keeps the user's latest identity (consents stay as they were).

@@ -561,7 +561,8 @@ async fn prompt_none_cannot_show_the_consent_screen() {
     let query = format!("{}&prompt=none", code_query("openid"));
     let back = browser.follow(browser.get(&format!("{}/dex/auth/mock?{query}", running.base)).await).await;
     let error = params(back.location.as_ref().expect("back at the app"), false);
-    assert_eq!(error["error"], "interaction_required");
+    // OpenID Connect Core §3.1.2.6: consent is the one thing missing (Dex says interaction_required).
+    assert_eq!(error["error"], "consent_required");
     assert_eq!(error["state"], "st-123");
     running.shutdown().await;
 }

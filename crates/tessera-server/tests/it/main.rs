@@ -20,6 +20,7 @@ mod oidc;
 mod pages;
 mod request_ids;
 mod serve;
+mod session_prompts;
 mod sessions;
 mod upstream_apis;
 mod userinfo;

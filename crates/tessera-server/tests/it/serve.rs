@@ -87,6 +87,8 @@ fn expired_request(expiry: OffsetDateTime) -> AuthRequest {
         connector_data: vec![],
         pkce: Pkce::default(),
         hmac_key: vec![1, 2, 3],
+        session_id: String::new(),
+        login_hint: String::new(),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::browser::{Browser, Form, Landing, params, resolve};
 use crate::login::{APP, REDIRECT, auth_url, link, redeem, server_with_env, urlencode, verify};
 use crate::serve::Running;
 
-const CLIENTS: &str = "- id: shares-all
+pub(crate) const CLIENTS: &str = "- id: shares-all
   secret: s1
   name: Shares All
   redirectURIs: ['http://127.0.0.1:5555/callback']
@@ -31,15 +31,15 @@ sessions:
   validIfNotUsedFor: 1h
 ";
 
-fn sessions_on() -> Env {
+pub(crate) fn sessions_on() -> Env {
     Env::from_pairs([("DEX_SESSIONS_ENABLED", "true")])
 }
 
-async fn server(env: &Env) -> (Running, std::sync::Arc<tessera_core::clock::TestClock>) {
+pub(crate) async fn server(env: &Env) -> (Running, std::sync::Arc<tessera_core::clock::TestClock>) {
     server_with_env(CLIENTS, "", "", env).await.unwrap()
 }
 
-fn query(client: &str) -> String {
+pub(crate) fn query(client: &str) -> String {
     format!(
         "client_id={client}&redirect_uri={}&response_type=code&scope=openid%20email&state=st&nonce=n",
         urlencode(REDIRECT)
@@ -48,32 +48,44 @@ fn query(client: &str) -> String {
 
 /// From `client`'s request through the connector choice to the password database: the form, or
 /// (single sign-on) the redirect back to the app.
-async fn start(browser: &Browser, running: &Running, client: &str) -> Landing {
-    let choice = browser.follow(browser.get(&auth_url(running, &query(client))).await).await;
-    assert_eq!(choice.status, StatusCode::OK, "{}", choice.body);
+pub(crate) async fn start(browser: &Browser, running: &Running, client: &str) -> Landing {
+    start_with(browser, running, &query(client)).await
+}
+
+/// As [`start`], for any `/auth` query. A live session skips the connector choice (its connector
+/// is the choice made), as in Dex.
+pub(crate) async fn start_with(browser: &Browser, running: &Running, query: &str) -> Landing {
+    let choice = browser.follow(browser.get(&auth_url(running, query)).await).await;
+    if choice.status != StatusCode::OK || !choice.body.contains("connector-local") {
+        return choice;
+    }
     let local = link(&choice.body, "connector-local");
     browser.follow(browser.get(&resolve(&choice.url, &local)).await).await
 }
 
-fn is_password_form(page: &Landing) -> bool {
+pub(crate) fn is_password_form(page: &Landing) -> bool {
     page.status == StatusCode::OK && page.body.contains("Email Address")
 }
 
 /// Submits the password form without following, so the response's cookie is seen; then follows.
-async fn log_in(browser: &Browser, running: &Running, client: &str) -> (Vec<String>, Landing) {
+pub(crate) async fn log_in(browser: &Browser, running: &Running, client: &str) -> (Vec<String>, Landing) {
     let form_page = start(browser, running, client).await;
     assert!(is_password_form(&form_page), "{}", form_page.body);
     let form = Form::parse(&form_page.body).unwrap();
     let mut fields: Vec<(String, String)> = form.hidden.into_iter().collect();
     fields.push(("login".into(), "admin@example.com".into()));
     fields.push(("password".into(), "password".into()));
+    // As a browser: a ticked "remember me" box is sent.
+    if form_page.body.contains(r#"name="remember_me" type="checkbox" checked"#) {
+        fields.push(("remember_me".into(), "on".into()));
+    }
     let posted = browser.post(&resolve(&form_page.url, &form.action), &fields).await;
     let cookies = posted.set_cookies.clone();
     (cookies, browser.follow(posted).await)
 }
 
 /// The code the app received, redeemed by `client`: the ID token's claims.
-async fn id_token(running: &Running, back: &Landing, client: &str, secret: &str) -> serde_json::Value {
+pub(crate) async fn id_token(running: &Running, back: &Landing, client: &str, secret: &str) -> serde_json::Value {
     assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
     let location = back.location.clone().unwrap();
     assert!(location.starts_with(REDIRECT), "{location}");
@@ -84,7 +96,7 @@ async fn id_token(running: &Running, back: &Landing, client: &str, secret: &str)
     verify(running, tokens["id_token"].as_str().unwrap(), client).await
 }
 
-fn session_cookie(browser: &Browser, running: &Running) -> String {
+pub(crate) fn session_cookie(browser: &Browser, running: &Running) -> String {
     let url = format!("{}/dex/auth", running.base).parse().unwrap();
     let cookies = browser.jar.cookies(&url).map(|c| c.to_str().unwrap().to_owned()).unwrap_or_default();
     cookies.split("; ").find_map(|c| c.strip_prefix("dex_session=")).unwrap_or_default().to_owned()
@@ -253,7 +265,7 @@ async fn replicas_on_one_database_share_sessions() {
     conn.close().await.unwrap();
 }
 
-fn is_consent(page: &Landing) -> bool {
+pub(crate) fn is_consent(page: &Landing) -> bool {
     page.status == StatusCode::OK && page.body.contains("approval")
 }
 
@@ -279,12 +291,10 @@ async fn consent_is_remembered_per_user_and_client() {
 
     // A scope never approved asks again; so does a forced prompt.
     let wider = query("second").replace("openid%20email", "openid%20email%20groups");
-    let choice = browser.follow(browser.get(&auth_url(&running, &wider)).await).await;
-    let page = browser.follow(browser.get(&resolve(&choice.url, &link(&choice.body, "connector-local"))).await).await;
+    let page = start_with(&browser, &running, &wider).await;
     assert!(is_consent(&page), "groups was never approved: {}", page.body);
     let forced = format!("{}&prompt=consent", query("second"));
-    let choice = browser.follow(browser.get(&auth_url(&running, &forced)).await).await;
-    let page = browser.follow(browser.get(&resolve(&choice.url, &link(&choice.body, "connector-local"))).await).await;
+    let page = start_with(&browser, &running, &forced).await;
     assert!(is_consent(&page), "prompt=consent: {}", page.body);
     running.shutdown().await;
 }

@@ -67,6 +67,8 @@ fn auth_request(expiry: OffsetDateTime) -> AuthRequest {
         connector_data: br#"{"upstream":"data"}"#.to_vec(),
         pkce: pkce(),
         hmac_key: vec![0, 1, 2, 254, 255],
+        session_id: String::new(),
+        login_hint: String::new(),
     }
 }
 
@@ -83,6 +85,7 @@ fn auth_code(expiry: OffsetDateTime) -> AuthCode {
         expiry,
         auth_time: None,
         pkce: pkce(),
+        session_id: "session-1".into(),
     }
 }
 
@@ -233,7 +236,13 @@ pub async fn offline_sessions_round_trip(s: Storage) {
     let mut refresh = BTreeMap::new();
     refresh.insert(
         "app".to_owned(),
-        RefreshTokenRef { id: new_id(), client_id: "app".into(), created_at: now(), last_used: now() },
+        RefreshTokenRef {
+            id: new_id(),
+            client_id: "app".into(),
+            created_at: now(),
+            last_used: now(),
+            session_id: String::new(),
+        },
     );
     let sessions = OfflineSessions {
         user_id: "user:with:colons".into(),
@@ -250,7 +259,13 @@ pub async fn offline_sessions_round_trip(s: Storage) {
         .update_offline_sessions::<_, StorageError>("user:with:colons", "ldap", |mut o| {
             o.refresh.insert(
                 "cli".into(),
-                RefreshTokenRef { id: "r2".into(), client_id: "cli".into(), created_at: now(), last_used: now() },
+                RefreshTokenRef {
+                    id: "r2".into(),
+                    client_id: "cli".into(),
+                    created_at: now(),
+                    last_used: now(),
+                    session_id: String::new(),
+                },
             );
             Ok(o)
         })
@@ -666,8 +681,13 @@ pub async fn paired_update_writes_both_and_detects_writes_since(s: Storage) {
     // The session written since the read: the token is written, the session's updater re-runs.
     let (read, sessions) = versioned_pair(&s, &token).await;
     s.update_offline_sessions::<_, StorageError>(&token.claims.user_id, &token.connector_id, |mut o| {
-        let reference =
-            RefreshTokenRef { id: "r".into(), client_id: "other".into(), created_at: now(), last_used: now() };
+        let reference = RefreshTokenRef {
+            id: "r".into(),
+            client_id: "other".into(),
+            created_at: now(),
+            last_used: now(),
+            session_id: String::new(),
+        };
         o.refresh.insert("written-since".into(), reference);
         Ok(o)
     })
@@ -791,6 +811,7 @@ pub async fn concurrent_paired_updates_lose_nothing(s: Storage) {
                     client_id: i.to_string(),
                     created_at: now(),
                     last_used: now(),
+                    session_id: String::new(),
                 };
                 o.refresh.insert(i.to_string(), reference);
                 Ok::<_, StorageError>(o)

@@ -11,10 +11,11 @@ use serde::Serialize;
 use tessera_core::error::{ErrorCode, OAuthError};
 use tessera_core::grant;
 use tessera_core::model::{AuthRequest, Client};
+use tessera_core::session::Prompt;
 use tessera_storage::Optional;
 
 use super::params::Params;
-use super::request::DEVICE_CALLBACK_PATH;
+use super::request::{self, DEVICE_CALLBACK_PATH};
 use super::steps::{self, Step};
 use super::{internal_page, load_auth_request, local_path, redirect, redirect_error, respond};
 use crate::AppState;
@@ -30,7 +31,7 @@ pub async fn handle(
     if !params.get("req").is_empty() {
         return dispatch(&state, params.get("req"), params.get("hmac")).await;
     }
-    choose_connector(&state, &params).await
+    choose_connector(&state, &headers, &params).await
 }
 
 /// The grant a login is for, by its redirect URI and response type (Dex filters connectors by it).
@@ -51,7 +52,7 @@ struct ConnectorLink {
     url: String,
 }
 
-async fn choose_connector(state: &AppState, params: &Params) -> Response {
+async fn choose_connector(state: &AppState, headers: &HeaderMap, params: &Params) -> Response {
     let client = match state.storage.get::<Client>(params.get("client_id")).await.optional() {
         Ok(Some(client)) => client,
         Ok(None) => return state.pages.error(StatusCode::BAD_REQUEST, "Invalid client_id provided."),
@@ -83,12 +84,43 @@ async fn choose_connector(state: &AppState, params: &Params) -> Response {
     if available.len() == 1 && !state.config.oauth2.always_show_login_screen {
         return redirect(StatusCode::FOUND, &connector_url(&available[0].id));
     }
+    let prompt = Prompt::parse(params.get("prompt"));
+    // The connector the browser's session signed in with is the choice already made, unless the
+    // client asks to choose again or the operator always shows the list.
+    if !prompt.select_account && !state.config.oauth2.always_show_login_screen {
+        match session_connector(state, headers).await {
+            Ok(Some(id)) if available.iter().any(|c| c.id == id) => {
+                return redirect(StatusCode::FOUND, &connector_url(&id));
+            }
+            Ok(_) => {}
+            Err(page) => return page,
+        }
+    }
+    if prompt.none && state.sessions.is_some() {
+        // No page may be shown, and without a session nothing decides the connector.
+        return match request::parse(state, params).await {
+            Ok(valid) => {
+                let error = OAuthError::new(ErrorCode::LoginRequired, "User not authenticated.");
+                redirect_error(&valid.redirect_uri, &valid.state, &error)
+            }
+            Err(err) => err.into_response(state),
+        };
+    }
     available.sort_by_key(|c| c.name.to_lowercase());
     let connectors: Vec<ConnectorLink> = available
         .iter()
         .map(|c| ConnectorLink { name: c.name.clone(), kind: c.kind.clone(), url: connector_url(&c.id) })
         .collect();
     state.pages.render(StatusCode::OK, "login.html", context! { connectors => minijinja::value::Serde(&connectors) })
+}
+
+/// The connector of the browser's live session (sessions on).
+async fn session_connector(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, Response> {
+    let Some(sessions) = &state.sessions else { return Ok(None) };
+    match sessions.current(headers).await {
+        Ok(session) => Ok(session.map(|s| s.connector_id)),
+        Err(err) => Err(internal_page(state, &err)),
+    }
 }
 
 pub(crate) fn urlencode(text: &str) -> String {
@@ -107,8 +139,9 @@ async fn dispatch(state: &AppState, id: &str, mac: &str) -> Response {
         return state.pages.error(StatusCode::UNAUTHORIZED, "Unauthorized request.");
     }
     if continuing && !consent_satisfied(state, &request).await {
-        if request.prompt == "none" {
-            let error = OAuthError::new(ErrorCode::InteractionRequired, "User interaction is required.");
+        if Prompt::parse(&request.prompt).none {
+            // OpenID Connect Core §3.1.2.6: the one thing missing is the user's consent.
+            let error = OAuthError::new(ErrorCode::ConsentRequired, "The user has not approved these scopes.");
             return redirect_error(&request.redirect_uri, &request.state, &error);
         }
         let mac = steps::sign(&request.hmac_key, &request.id, Step::Approval);

@@ -22,6 +22,23 @@ pub async fn finalize_login(
     remember_me: bool,
 ) -> Response {
     let now = state.clock.now();
+    // The session first: its ID goes on the auth request, to become the tokens' `sid`.
+    let recorded = match &state.sessions {
+        None => None,
+        Some(sessions) => {
+            let login = Login {
+                client_id: &request.client_id,
+                connector_id: &request.connector_id,
+                claims: &identity.claims,
+                remember_me,
+            };
+            match sessions.record_login(headers, login).await {
+                Ok(recorded) => Some(recorded),
+                Err(err) => return internal_page(state, &err),
+            }
+        }
+    };
+    let session_id = recorded.as_ref().map(|r| r.session_id.clone()).unwrap_or_default();
     let claims = identity.claims.clone();
     let updated = state
         .storage
@@ -30,6 +47,7 @@ pub async fn finalize_login(
             stored.claims = claims.clone();
             stored.connector_data = identity.connector_data.clone();
             stored.auth_time = Some(now);
+            stored.session_id = session_id.clone();
             Ok(stored)
         })
         .await;
@@ -48,21 +66,7 @@ pub async fn finalize_login(
     {
         return internal_page(state, &err);
     }
-    let cookie = match &state.sessions {
-        None => None,
-        Some(sessions) => {
-            let login = Login {
-                client_id: &request.client_id,
-                connector_id: &request.connector_id,
-                claims: &identity.claims,
-                remember_me,
-            };
-            match sessions.record_login(headers, login).await {
-                Ok(cookie) => cookie,
-                Err(err) => return internal_page(state, &err),
-            }
-        }
-    };
+    let cookie = recorded.and_then(|r| r.cookie);
     let mac = steps::sign(&request.hmac_key, &request.id, Step::Continue);
     let mut response =
         redirect(StatusCode::SEE_OTHER, &local_path(state, &format!("/auth?req={}&hmac={mac}", request.id)));

@@ -60,9 +60,10 @@ pub async fn start(
     // The "select another login method" link, only when there is another to select.
     let choices =
         state.connectors.all().iter().filter(|c| c.allows_grant(grant) && client_may_use(&allowed, &c.id)).count();
+    let hint = valid.hint.clone();
     let mut auth_request = new_auth_request(&state, valid, &connector_id);
-    if let Some(signed_in) = super::sso::try_session(&state, &headers, &auth_request).await {
-        return signed_in;
+    if let Some(answered) = super::sso::before_login(&state, &headers, &auth_request, hint.as_ref()).await {
+        return answered;
     }
     let location = match &connector.login {
         Login::Password(_) => {
@@ -115,5 +116,7 @@ fn new_auth_request(state: &AppState, valid: ValidRequest, connector_id: &str) -
         connector_data: Vec::new(),
         pkce: valid.pkce,
         hmac_key: new_key(),
+        session_id: String::new(),
+        login_hint: valid.login_hint,
     }
 }

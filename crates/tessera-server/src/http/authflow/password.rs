@@ -30,6 +30,9 @@ pub struct Credentials {
     login: String,
     #[serde(default)]
     password: String,
+    /// The "remember me" checkbox: `on` when ticked (shown only with sessions on).
+    #[serde(default)]
+    remember_me: String,
 }
 
 /// The auth request and its password connector, or the page to show instead.
@@ -68,7 +71,9 @@ fn render_form(
         post_url.push_str(&format!("&back={}", urlencode(back)));
     }
     let invalid = status == StatusCode::UNAUTHORIZED;
-    state.pages.render(status, "password.html", context! { post_url, back, prompt, username, invalid })
+    // The checkbox exists only with sessions: without them there is nothing to remember.
+    let remember_me = state.sessions.as_ref().map(|s| s.remember_me_default());
+    state.pages.render(status, "password.html", context! { post_url, back, prompt, username, invalid, remember_me })
 }
 
 pub async fn form(
@@ -77,7 +82,10 @@ pub async fn form(
     Query(query): Query<FormQuery>,
 ) -> Response {
     match resolve(&state, &connector_id, &query).await {
-        Ok((_, connector)) => render_form(&state, StatusCode::OK, &connector_id, &query, connector.prompt(), ""),
+        // The client's `login_hint` starts the username field.
+        Ok((request, connector)) => {
+            render_form(&state, StatusCode::OK, &connector_id, &query, connector.prompt(), &request.login_hint)
+        }
         Err(page) => page,
     }
 }
@@ -97,8 +105,7 @@ pub async fn submit(
     match connector.login(scopes, &credentials.login, &credentials.password).await {
         Ok(Some(identity)) => {
             state.metrics.login(&connector_id, LoginOutcome::Success);
-            // No checkbox yet: the configured default stands for the user's choice.
-            let remember_me = state.sessions.as_ref().is_some_and(|s| s.remember_me_default());
+            let remember_me = credentials.remember_me == "on";
             finalize_login(&state, &headers, request, identity, remember_me).await
         }
         Ok(None) => {

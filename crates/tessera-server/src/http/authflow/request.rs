@@ -13,6 +13,7 @@ use super::params::Params;
 use crate::AppState;
 use crate::http::error::EndpointError;
 use crate::http::trust::PeerTrust;
+use crate::id_token_hint::{self, IdTokenHint};
 
 pub use tessera_core::authorize::{DEVICE_CALLBACK_PATH, OOB_REDIRECT_URI, redirect_uri_allowed};
 
@@ -30,6 +31,10 @@ pub struct ValidRequest {
     pub max_age: i64,
     pub connector_id: String,
     pub pkce: Pkce,
+    /// The verified `id_token_hint`, if one was sent.
+    pub hint: Option<IdTokenHint>,
+    /// `login_hint`: the username to start the login form with.
+    pub login_hint: String,
 }
 
 impl ValidRequest {
@@ -90,6 +95,10 @@ pub async fn parse(state: &AppState, params: &Params) -> Result<ValidRequest, Re
         id_token_hint: params.get("id_token_hint"),
         approval_prompt: params.get("approval_prompt"),
     };
+    let hint = match params.get("id_token_hint") {
+        "" => None,
+        raw => id_token_hint::verify(&state.signer, &state.config.issuer, raw),
+    };
     let oauth2 = &state.config.oauth2;
     let policy = authorize::Policy {
         response_types: &oauth2.response_types,
@@ -99,7 +108,7 @@ pub async fn parse(state: &AppState, params: &Params) -> Result<ValidRequest, Re
     let lookups = authorize::Lookups {
         connector_usable: &|id| state.connectors.get(id).is_some(),
         trusted_peers_of: &|peer| peers.trusted_peers_of(peer),
-        hint_valid: &|hint| id_token_hint_valid(state, hint),
+        hint_valid: &|_| hint.is_some(),
     };
     let valid = authorize::validate(&request, &client, &policy, &lookups).map_err(fail)?;
     Ok(ValidRequest {
@@ -114,12 +123,7 @@ pub async fn parse(state: &AppState, params: &Params) -> Result<ValidRequest, Re
         max_age: valid.max_age,
         connector_id: valid.connector_id,
         pkce: valid.pkce,
+        hint,
+        login_hint: params.get("login_hint").to_owned(),
     })
-}
-
-/// Dex checks an `id_token_hint`'s signature and issuer only: it may be expired, and for any client.
-fn id_token_hint_valid(state: &AppState, hint: &str) -> bool {
-    let Some(keys) = state.signer.active() else { return false };
-    tessera_jose::verify(hint, &keys.verification)
-        .is_ok_and(|claims| claims.get("iss").and_then(|v| v.as_str()) == Some(state.config.issuer.as_str()))
 }

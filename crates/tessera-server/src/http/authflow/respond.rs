@@ -38,6 +38,7 @@ pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
             expiry: state.clock.now() + lifetimes::as_time(lifetimes::AUTH_CODE),
             auth_time: request.auth_time,
             pkce: request.pkce.clone(),
+            session_id: request.session_id.clone(),
         };
         if let Err(err) = state.storage.create(&code).await {
             return internal_page(state, &err);
@@ -70,6 +71,7 @@ pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
             code: code.as_deref(),
             with_id_token: wants("id_token"),
             grant_type: tessera_core::grant::IMPLICIT,
+            session_id: Some(request.session_id.as_str()),
         })
         .await;
     let minted = match minted {

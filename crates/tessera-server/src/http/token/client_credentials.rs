@@ -70,6 +70,7 @@ impl Grant for ClientCredentialsGrant<'_> {
             auth_time: None,
             with_id_token: scope::has(scopes, OPENID),
             upstream_data: None,
+            session_id: None,
         })
     }
 }

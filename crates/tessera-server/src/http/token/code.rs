@@ -76,6 +76,7 @@ impl Grant for CodeGrant<'_> {
             auth_time: code.auth_time,
             with_id_token: scope::has(scopes, scope::OPENID),
             upstream_data: None,
+            session_id: Some(code.session_id.clone()).filter(|sid| !sid.is_empty()),
         })
     }
 

@@ -78,6 +78,7 @@ impl Grant for PasswordGrant<'_> {
             auth_time: None,
             with_id_token: true,
             upstream_data: Some(identity.connector_data),
+            session_id: None,
         })
     }
 }

@@ -45,6 +45,9 @@ pub struct Subject {
     pub with_id_token: bool,
     /// The upstream's data for later refreshes (a password login), kept with a new refresh token.
     pub upstream_data: Option<Vec<u8>>,
+    /// The browser session the grant comes from (a code from a session login, a refresh token
+    /// first issued under one): `sid` in the tokens, and kept with a new refresh token.
+    pub session_id: Option<String>,
 }
 
 /// A `/token` answer: tokens, or (device polling, token exchange) a body of its own shape.
@@ -121,6 +124,7 @@ pub(crate) async fn complete<G: Grant>(
             code: None,
             with_id_token: subject.with_id_token,
             grant_type: G::TYPE,
+            session_id: subject.session_id.as_deref(),
         })
         .await?;
     let used_refresh_token = grant.commit(state).await?;
@@ -141,6 +145,7 @@ pub(crate) async fn complete<G: Grant>(
                 scopes: &requested.scopes,
                 nonce: &subject.nonce,
                 upstream_data: subject.upstream_data.as_deref(),
+                session_id: subject.session_id.as_deref().unwrap_or_default(),
             }))
             .await?,
         ),

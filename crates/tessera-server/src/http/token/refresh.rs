@@ -9,6 +9,7 @@ use tessera_core::id::new_id;
 use tessera_core::model::{Claims, Client};
 use tessera_core::refresh::{PlannedUse, Use, decide, expired, secret_accepted};
 use tessera_core::scope::{self, go_quoted};
+use tessera_core::session::refresh_bound_to_session;
 use tessera_core::subject::{decode_refresh_token, encode_refresh_token};
 use time::OffsetDateTime;
 
@@ -36,6 +37,8 @@ struct Read {
     /// The identity as the connector refreshed it, when the use refreshes it.
     refreshed: Option<Identity>,
     claims: Claims,
+    /// The browser session the token was first issued under, carried into every refresh.
+    session_id: Option<String>,
 }
 
 impl<'a> RefreshGrant<'a> {
@@ -73,6 +76,8 @@ impl Grant for RefreshGrant<'_> {
         if expired(token, now, policy) {
             return Err(OAuthError::invalid_request("Refresh token expired.").into());
         }
+        let session_id = session_of(state, client, &stored).await?;
+        let token = stored.token();
         let requested = Requested {
             scopes: narrowed_scopes(&token.scopes, self.form.get("scope"))?,
             scope_rule: ScopeRule::AlreadyDecided,
@@ -80,7 +85,7 @@ impl Grant for RefreshGrant<'_> {
         };
         let planned = decide(token, now, policy);
         let claims = token.claims.clone();
-        self.read = Some(Read { stored, secret, now, planned, refreshed: None, claims });
+        self.read = Some(Read { stored, secret, now, planned, refreshed: None, claims, session_id });
         Ok(requested)
     }
 
@@ -107,6 +112,7 @@ impl Grant for RefreshGrant<'_> {
             // Dex always returns an ID token on refresh, `openid` or not.
             with_id_token: true,
             upstream_data: None,
+            session_id: read.session_id.clone(),
         })
     }
 
@@ -131,6 +137,30 @@ impl Grant for RefreshGrant<'_> {
             Err(UseError::Storage(err)) => Err(err.into()),
         }
     }
+}
+
+/// The session the token belongs to (sessions on), or the refusal when it has ended and the client
+/// registered `refreshTokenLifetime: session`: the token is revoked then, as at logout. A token
+/// issued outside a browser flow belongs to no session and is never refused for one.
+async fn session_of(
+    state: &AppState,
+    client: &Client,
+    stored: &StoredRefresh,
+) -> Result<Option<String>, EndpointError> {
+    let Some(sessions) = &state.sessions else {
+        return Ok(None);
+    };
+    let session_id = stored.session_id();
+    if session_id.is_empty() {
+        return Ok(None);
+    }
+    if refresh_bound_to_session(client) && !sessions.alive(session_id).await? {
+        let token = stored.token();
+        state.refresh_tokens.revoke(&token.claims.user_id, &token.connector_id, &token.client_id).await?;
+        tracing::info!(client_id = %client.id, user_id = %token.claims.user_id, "refresh refused: its session has ended");
+        return Err(OAuthError::invalid_grant("The session this refresh token belongs to has ended.").into());
+    }
+    Ok(Some(session_id.to_owned()))
 }
 
 /// A refresh may narrow the scopes it was granted, never widen them.

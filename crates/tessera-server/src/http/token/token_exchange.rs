@@ -73,6 +73,7 @@ impl Grant for TokenExchangeGrant<'_> {
             auth_time: None,
             with_id_token: self.requested_type == ID_TOKEN_TYPE,
             upstream_data: None,
+            session_id: None,
         })
     }
 
