@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::browser::{Browser, Landing, params, resolve};
-use crate::login::{APP, REDIRECT, auth_url, link, redeem, server_with_env, urlencode, verify};
+use crate::login::{APP, REDIRECT, auth_url, link, redeem, server_with_env, urlencode};
 use crate::serve::Running;
 use crate::sessions::{
     CLIENTS, id_token, is_consent, is_password_form, log_in, query, server, sessions_on, start, start_with,
