@@ -216,6 +216,31 @@ pub struct UserIdentity {
     pub last_login: OffsetDateTime,
 }
 
+/// A back-channel logout token on its way to one client (OpenID Connect Back-Channel Logout 1.0).
+/// Queued in storage when a session ends, so whichever replica is alive delivers it, and retried
+/// until the client answers 2xx or the token expires (then garbage collection removes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackchannelLogout {
+    /// The session and the client: ending one session twice queues one delivery per client.
+    pub id: String,
+    pub session_id: String,
+    pub user_id: String,
+    pub client_id: String,
+    /// The client's `backchannelLogoutURI` when the session ended.
+    pub uri: String,
+    /// The signed `logout_token`, the same at every attempt (its `jti` lets the client spot repeats).
+    pub logout_token: String,
+    pub attempts: u32,
+    /// Not before: a claimed delivery is pushed past its timeout, a failed one past its backoff.
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_attempt: OffsetDateTime,
+    #[serde(default)]
+    pub last_error: String,
+    /// The token's `exp`: no delivery after it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expiry: OffsetDateTime,
+}
+
 /// How a session reached one client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientAuthState {

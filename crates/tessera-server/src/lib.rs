@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod http;
 pub mod id_token_hint;
 pub mod logging;
+pub mod logout;
 pub mod metrics;
 pub mod refresh_tokens;
 pub mod server;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tessera_core::clock::Clock;
 use tessera_core::id::new_id;
-use tessera_core::model::{Claims, OfflineSessions, RefreshToken, RefreshTokenRef};
+use tessera_core::model::{AuthSession, Claims, OfflineSessions, RefreshToken, RefreshTokenRef};
 use tessera_core::refresh::{Claimed, PlannedUse, RefreshPolicy, apply_use};
 use tessera_core::subject::encode_refresh_token;
 use tessera_storage::{Optional, Storage, StorageError, Versioned};
@@ -208,6 +208,38 @@ impl RefreshTokens {
 }
 
 impl RefreshTokens {
+    /// Revokes the refresh tokens that `clients` received within `session` (their offline-session
+    /// reference names it): a token the same client got in another browser's session lives on.
+    /// The number revoked.
+    pub async fn revoke_session(&self, session: &AuthSession, clients: &[String]) -> Result<usize, StorageError> {
+        if clients.is_empty() {
+            return Ok(0);
+        }
+        let mut revoked = Vec::new();
+        let updated = self
+            .storage
+            .update_offline_sessions::<_, StorageError>(&session.user_id, &session.connector_id, |mut sessions| {
+                revoked.clear();
+                sessions.refresh.retain(|client_id, reference| {
+                    let ends = clients.contains(client_id) && reference.session_id == session.id;
+                    if ends {
+                        revoked.push(reference.id.clone());
+                    }
+                    !ends
+                });
+                Ok(sessions)
+            })
+            .await
+            .optional()?;
+        if updated.is_none() {
+            return Ok(0);
+        }
+        for token_id in &revoked {
+            self.storage.delete::<RefreshToken>(token_id).await.optional()?;
+        }
+        Ok(revoked.len())
+    }
+
     /// Revokes the client's refresh token for the user of this connector, as Dex's API does: the
     /// offline session forgets it, then the token is deleted. `false` when there was none.
     pub async fn revoke(&self, user_id: &str, connector_id: &str, client_id: &str) -> Result<bool, StorageError> {

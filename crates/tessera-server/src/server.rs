@@ -193,6 +193,7 @@ impl BoundServer {
             refresh_tokens,
             metrics,
             sessions,
+            backchannel: Arc::new(crate::logout::backchannel::Backchannel::new()),
         });
         let grpc = match grpc {
             Some((listener, tls)) => Some((listener, tls, crate::grpc::router(&state)?)),

@@ -7,6 +7,7 @@ use tessera_storage::Storage;
 
 use crate::config::Config;
 use crate::connectors::Connectors;
+use crate::logout::backchannel::Backchannel;
 use crate::metrics::Metrics;
 use crate::refresh_tokens::RefreshTokens;
 use crate::sessions::Sessions;
@@ -52,4 +53,6 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Browser sessions and single sign-on; `None` unless `DEX_SESSIONS_ENABLED=true`.
     pub sessions: Option<Arc<Sessions>>,
+    /// Wakes this replica's back-channel logout deliverer, and its HTTP client.
+    pub backchannel: Arc<Backchannel>,
 }

@@ -2,8 +2,8 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 use tessera_core::model::{
-    AuthCode, AuthRequest, AuthSession, Client, Connector, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password,
-    RefreshToken, UserIdentity,
+    AuthCode, AuthRequest, AuthSession, BackchannelLogout, Client, Connector, DeviceRequest, DeviceToken, Keys,
+    OfflineSessions, Password, RefreshToken, UserIdentity,
 };
 use time::OffsetDateTime;
 
@@ -68,6 +68,17 @@ impl Entity for AuthSession {
     }
     fn expiry(&self) -> Option<OffsetDateTime> {
         Some(tessera_core::session::expiry(self))
+    }
+}
+
+/// Collected once its logout token expires, delivered or not.
+impl Entity for BackchannelLogout {
+    const KIND: Kind = Kind::BackchannelLogout;
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+    fn expiry(&self) -> Option<OffsetDateTime> {
+        Some(self.expiry)
     }
 }
 

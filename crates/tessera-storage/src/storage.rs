@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::model::{
-    AuthCode, AuthRequest, AuthSession, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password, RefreshToken,
-    UserIdentity,
+    AuthCode, AuthRequest, AuthSession, BackchannelLogout, DeviceRequest, DeviceToken, Keys, OfflineSessions, Password,
+    RefreshToken, UserIdentity,
 };
 use time::OffsetDateTime;
 
@@ -28,6 +28,8 @@ pub struct GcResult {
     pub device_requests: u64,
     pub device_tokens: u64,
     pub auth_sessions: u64,
+    /// Back-channel logout tokens that expired undelivered.
+    pub backchannel_logouts: u64,
 }
 
 impl GcResult {
@@ -371,6 +373,7 @@ impl Storage {
             device_requests: self.backend.delete_expired(DeviceRequest::KIND, now).await?,
             device_tokens: self.backend.delete_expired(DeviceToken::KIND, now).await?,
             auth_sessions: self.backend.delete_expired(AuthSession::KIND, now).await?,
+            backchannel_logouts: self.backend.delete_expired(BackchannelLogout::KIND, now).await?,
         })
     }
 

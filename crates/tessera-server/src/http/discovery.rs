@@ -29,6 +29,13 @@ pub struct Discovery {
     pub scopes_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
     pub claims_supported: Vec<&'static str>,
+    /// RP-initiated and back-channel logout: advertised only with sessions on, as in Dex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub backchannel_logout_supported: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub backchannel_logout_session_supported: bool,
 }
 
 impl Discovery {
@@ -37,6 +44,11 @@ impl Discovery {
         let endpoint = |suffix: &str| format!("{}{suffix}", config.issuer.trim_end_matches('/'));
         let mut response_types = config.oauth2.response_types.clone();
         response_types.sort();
+        let sessions = config.sessions.is_some();
+        let mut claims_supported = tessera_core::claim_names::ADVERTISED.to_vec();
+        if sessions {
+            claims_supported.push(tessera_core::claim_names::SID);
+        }
         Self {
             issuer: config.issuer.clone(),
             authorization_endpoint: endpoint("/auth"),
@@ -52,7 +64,11 @@ impl Discovery {
             code_challenge_methods_supported: config.oauth2.code_challenge_methods_supported.clone(),
             scopes_supported: vec!["openid", "email", "groups", "profile", "offline_access"],
             token_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post"],
-            claims_supported: tessera_core::claim_names::ADVERTISED.to_vec(),
+            claims_supported,
+            end_session_endpoint: sessions.then(|| endpoint("/logout")),
+            // Every logout token carries `sid`, so clients need not ask for it.
+            backchannel_logout_supported: sessions,
+            backchannel_logout_session_supported: sessions,
         }
     }
 }

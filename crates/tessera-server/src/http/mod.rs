@@ -7,8 +7,10 @@ pub mod device;
 pub mod discovery;
 pub mod error;
 pub mod health;
+pub mod home;
 pub mod introspect;
 pub mod keys;
+pub mod logout;
 pub mod request_id;
 pub mod telemetry;
 pub mod token;
@@ -39,20 +41,24 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router(state.clone()))
         .merge(authflow::router(state.clone()))
         .merge(device::router(state.clone()))
+        .merge(logout::router(state.clone()))
+        .merge(home::router(state.clone()))
         .merge(crate::web::router(state.pages.clone()))
         .merge(api);
     let routes = routes.route_layer(request_id::RecordRouteLayer);
-    let routes = mount_under(routes, state.config.issuer_path())
+    let issuer_path = state.config.issuer_path();
+    let routes = if issuer_path.is_empty() {
+        routes
+    } else {
+        Router::new().nest(issuer_path, routes).merge(home::with_trailing_slash(state.clone(), issuer_path))
+    };
+    let routes = routes
         // Dex's HTTP metrics, for matched routes only: made-up paths add no series.
         .route_layer(state.metrics.http_layer(state.config.issuer_path()))
         .fallback(not_found);
     // Outermost: every request, the 404s included, gets its ID before anything logs.
     let request_ids = request_id::RequestIdLayer::new(state.config.web.client_ip.clone());
     with_configured_headers(routes, &state.config.web).layer(request_ids)
-}
-
-fn mount_under(routes: Router, path: &str) -> Router {
-    if path.is_empty() { routes } else { Router::new().nest(path, routes) }
 }
 
 /// Dex (Go's http.NotFound) answers unknown paths with this plain text.

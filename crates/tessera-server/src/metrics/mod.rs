@@ -54,8 +54,14 @@ impl LoginOutcome {
 }
 
 /// The kinds garbage collection removes, as [`GcResult`] counts them.
-const COLLECTED: [Kind; 5] =
-    [Kind::AuthRequest, Kind::AuthCode, Kind::DeviceRequest, Kind::DeviceToken, Kind::AuthSession];
+const COLLECTED: [Kind; 6] = [
+    Kind::AuthRequest,
+    Kind::AuthCode,
+    Kind::DeviceRequest,
+    Kind::DeviceToken,
+    Kind::AuthSession,
+    Kind::BackchannelLogout,
+];
 
 /// Dex's durations (seconds) and response sizes (bytes), bucketed as Dex does.
 const DEX_DURATION_BUCKETS: [f64; 6] = [0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -82,6 +88,32 @@ pub struct Metrics {
     pool_waiting: IntGaugeVec,
     key_rotations: IntCounter,
     gc_removed: IntCounterVec,
+    backchannel_logouts: IntCounterVec,
+}
+
+/// What happened to a back-channel logout token (undelivered expired ones are counted by garbage
+/// collection, `kind="backchannel_logout"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackchannelOutcome {
+    /// Queued when a session ended.
+    Queued,
+    /// The client answered 2xx.
+    Delivered,
+    /// One attempt failed (refused, timed out, 4xx or 5xx); it is retried.
+    Failed,
+}
+
+impl BackchannelOutcome {
+    const ALL: [BackchannelOutcome; 3] =
+        [BackchannelOutcome::Queued, BackchannelOutcome::Delivered, BackchannelOutcome::Failed];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            BackchannelOutcome::Queued => "queued",
+            BackchannelOutcome::Delivered => "delivered",
+            BackchannelOutcome::Failed => "failed",
+        }
+    }
 }
 
 impl Metrics {
@@ -176,6 +208,22 @@ impl Metrics {
                     &["error"],
                 )?,
             )?,
+            backchannel_logouts: {
+                let counter = register(
+                    &registry,
+                    IntCounterVec::new(
+                        Opts::new(
+                            "tessera_backchannel_logout_deliveries_total",
+                            "Back-channel logout tokens queued, delivered, and delivery attempts that failed.",
+                        ),
+                        &["outcome"],
+                    )?,
+                )?;
+                for outcome in BackchannelOutcome::ALL {
+                    counter.get_metric_with_label_values(&[outcome.as_str()])?;
+                }
+                counter
+            },
             logins: register(
                 &registry,
                 IntCounterVec::new(
@@ -257,6 +305,12 @@ impl Metrics {
         }
     }
 
+    pub fn backchannel(&self, outcome: BackchannelOutcome) {
+        if let Some(counter) = child(&self.backchannel_logouts, &[outcome.as_str()]) {
+            counter.inc();
+        }
+    }
+
     /// A login through `connector` (a configured or stored connector's ID, never a user's input).
     pub fn login(&self, connector: &str, outcome: LoginOutcome) {
         if let Some(counter) = child(&self.logins, &[connector, outcome.as_str()]) {
@@ -290,6 +344,7 @@ impl Metrics {
             result.device_requests,
             result.device_tokens,
             result.auth_sessions,
+            result.backchannel_logouts,
         ];
         for (kind, count) in COLLECTED.iter().zip(counts) {
             if let Some(counter) = child(&self.gc_removed, &[kind.as_str()]) {

@@ -226,6 +226,19 @@ impl Sessions {
         }
     }
 
+    /// Whether the request carries this server's session cookie at all (valid or not).
+    pub fn has_cookie(&self, headers: &HeaderMap) -> bool {
+        cookie_value(headers, &self.cookie_name).is_some()
+    }
+
+    /// The `Set-Cookie` value that makes the browser forget its session cookie.
+    pub fn clear_cookie(&self) -> HeaderValue {
+        let secure = if self.secure { "; Secure" } else { "" };
+        let cookie =
+            format!("{}=; Path={}; Max-Age=0; HttpOnly; SameSite=Lax{secure}", self.cookie_name, self.cookie_path);
+        HeaderValue::from_str(&cookie).unwrap_or(HeaderValue::from_static(""))
+    }
+
     fn set_cookie(&self, session: &AuthSession) -> Option<HeaderValue> {
         let Some(value) = self.codec.encode(&session.id, &session.secret) else {
             tracing::error!("sealing the session cookie failed; the login goes on without a session");

@@ -19,7 +19,7 @@ pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<tokio::ta
     let gc_state = state.clone();
     let health_state = state.clone();
     let keys_state = state.clone();
-    vec![
+    let mut tasks = vec![
         tokio::spawn(every("key-rotation", crate::signer::ROTATION_CHECK_INTERVAL, shutdown.clone(), move || {
             let state = keys_state.clone();
             async move {
@@ -32,13 +32,17 @@ pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<tokio::ta
             let state = gc_state.clone();
             async move { collect_garbage(&state).await }
         })),
-        tokio::spawn(every("health-check", HEALTH_INTERVAL, shutdown, move || {
+        tokio::spawn(every("health-check", HEALTH_INTERVAL, shutdown.clone(), move || {
             let state = health_state.clone();
             async move {
                 let _ = state.health.check(&state.storage, state.clock.now()).await;
             }
         })),
-    ]
+    ];
+    if state.sessions.is_some() {
+        tasks.push(tokio::spawn(crate::logout::backchannel::run(state.clone(), shutdown)));
+    }
+    tasks
 }
 
 /// Runs `work` now and then at each `interval`, until shutdown; its log lines carry a `task` span
@@ -63,8 +67,12 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-/// One garbage collection; a failure is logged and retried at the next interval.
+/// One garbage collection; a failure is logged and retried at the next interval. Expired browser
+/// sessions are ended first, as a logout ends them, so their relying parties are told.
 pub async fn collect_garbage(state: &AppState) {
+    if let Err(err) = crate::logout::end_expired_sessions(state).await {
+        tracing::error!(error = %err, "ending expired sessions failed");
+    }
     match state.storage.garbage_collect(state.clock.now()).await {
         Ok(result) if !result.is_empty() => {
             state.metrics.garbage_collected(&result);
@@ -74,6 +82,7 @@ pub async fn collect_garbage(state: &AppState) {
                 device_requests = result.device_requests,
                 device_tokens = result.device_tokens,
                 auth_sessions = result.auth_sessions,
+                backchannel_logouts = result.backchannel_logouts,
                 "garbage collection removed expired objects"
             )
         }

@@ -25,6 +25,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("../../../../web/templates/error.html")),
     ("device.html", include_str!("../../../../web/templates/device.html")),
     ("device_success.html", include_str!("../../../../web/templates/device_success.html")),
+    ("logout.html", include_str!("../../../../web/templates/logout.html")),
+    ("home.html", include_str!("../../../../web/templates/home.html")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,7 @@ mod ldap;
 mod lifecycle;
 mod log_capture;
 mod login;
+mod logout;
 mod logs;
 mod metrics;
 mod oidc;
