@@ -240,6 +240,27 @@ impl RefreshTokens {
         Ok(revoked.len())
     }
 
+    /// Revokes every refresh token of the user on this connector (an operator ending the user's
+    /// sessions or erasing the user, as Dex's API does). The number revoked.
+    pub async fn revoke_all(&self, user_id: &str, connector_id: &str) -> Result<usize, StorageError> {
+        let mut revoked = Vec::new();
+        let updated = self
+            .storage
+            .update_offline_sessions::<_, StorageError>(user_id, connector_id, |mut sessions| {
+                revoked = std::mem::take(&mut sessions.refresh).into_values().map(|r| r.id).collect();
+                Ok(sessions)
+            })
+            .await
+            .optional()?;
+        if updated.is_none() {
+            return Ok(0);
+        }
+        for token_id in &revoked {
+            self.storage.delete::<RefreshToken>(token_id).await.optional()?;
+        }
+        Ok(revoked.len())
+    }
+
     /// Revokes the client's refresh token for the user of this connector, as Dex's API does: the
     /// offline session forgets it, then the token is deleted. `false` when there was none.
     pub async fn revoke(&self, user_id: &str, connector_id: &str, client_id: &str) -> Result<bool, StorageError> {

@@ -292,6 +292,23 @@ impl Storage {
         }
     }
 
+    pub async fn update_user_identity<F, Er>(
+        &self,
+        user_id: &str,
+        conn_id: &str,
+        updater: F,
+    ) -> Result<UserIdentity, Er>
+    where
+        F: FnMut(UserIdentity) -> Result<UserIdentity, Er> + Send,
+        Er: From<StorageError> + Send,
+    {
+        self.update::<UserIdentity, _, Er>(&offline_sessions_key(user_id, conn_id), updater).await
+    }
+
+    pub async fn delete_user_identity(&self, user_id: &str, conn_id: &str) -> Result<(), StorageError> {
+        self.delete::<UserIdentity>(&offline_sessions_key(user_id, conn_id)).await
+    }
+
     pub async fn get_password(&self, email: &str) -> Result<Password, StorageError> {
         self.get::<Password>(email).await
     }

@@ -116,6 +116,8 @@ pub struct Flags {
     pub sessions_enabled: bool,
     /// Connector CRUD through the gRPC API (Dex's `DEX_API_CONNECTORS_CRUD`, off by default).
     pub api_connectors_crud: bool,
+    /// Session and user-identity methods of the gRPC API (`DEX_API_SESSIONS_IDENTITIES_CRUD`, off by default).
+    pub api_sessions_identities_crud: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,6 +9,7 @@ mod info;
 mod passwords;
 mod refresh;
 mod service;
+mod sessions;
 mod status;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct Api {
     connectors_crud: bool,
     /// One bcrypt comparison per core for VerifyPassword, off the executor.
     bcrypt_checks: Arc<tokio::sync::Semaphore>,
+    /// The server, for what ends sessions as a logout does (back-channel logout included).
+    app: AppState,
 }
 
 impl Api {
@@ -54,6 +57,7 @@ impl Api {
             discovery: info::discovery(&state.config, state.signer.algorithm()),
             connectors_crud: state.config.flags.api_connectors_crud,
             bcrypt_checks: Arc::new(tokio::sync::Semaphore::new(checks)),
+            app: state.clone(),
         }
     }
 }

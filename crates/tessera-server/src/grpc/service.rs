@@ -1,5 +1,5 @@
-//! The `Dex` service: each method hands its message to the module of its domain. The session, user
-//! identity, MFA and consent methods answer `Unimplemented`: tessera keeps none of that state yet.
+//! The `Dex` service: each method hands its message to the module of its domain. The MFA methods
+//! answer `Unimplemented`: tessera has no second factors.
 
 use tonic::{Request, Response, Status};
 
@@ -10,9 +10,7 @@ use super::{Api, clients, info, passwords, refresh};
 type Answer<T> = Result<Response<T>, Status>;
 
 fn not_yet<T>(method: &str) -> Answer<T> {
-    Err(Status::unimplemented(format!(
-        "{method} is not implemented by tessera yet: it keeps no browser sessions, user identities or consents"
-    )))
+    Err(Status::unimplemented(format!("{method} is not implemented by tessera: it has no multi-factor authentication")))
 }
 
 #[tonic::async_trait]
@@ -89,42 +87,42 @@ impl Dex for Api {
         refresh::revoke(&self.refresh_tokens, request.into_inner()).await.map(Response::new)
     }
 
-    async fn get_auth_session(&self, _request: Request<GetAuthSessionReq>) -> Answer<GetAuthSessionResp> {
-        not_yet("GetAuthSession")
+    async fn get_auth_session(&self, request: Request<GetAuthSessionReq>) -> Answer<GetAuthSessionResp> {
+        Api::get_auth_session(self, request.into_inner()).await.map(Response::new)
     }
 
-    async fn list_auth_sessions(&self, _request: Request<ListAuthSessionsReq>) -> Answer<ListAuthSessionsResp> {
-        not_yet("ListAuthSessions")
+    async fn list_auth_sessions(&self, request: Request<ListAuthSessionsReq>) -> Answer<ListAuthSessionsResp> {
+        Api::list_auth_sessions(self, request.into_inner()).await.map(Response::new)
     }
 
-    async fn delete_auth_session(&self, _request: Request<DeleteAuthSessionReq>) -> Answer<DeleteAuthSessionResp> {
-        not_yet("DeleteAuthSession")
+    async fn delete_auth_session(&self, request: Request<DeleteAuthSessionReq>) -> Answer<DeleteAuthSessionResp> {
+        Api::delete_auth_session(self, request.into_inner()).await.map(Response::new)
     }
 
     async fn terminate_sessions_by_connector(
         &self,
-        _request: Request<TerminateSessionsByConnectorReq>,
+        request: Request<TerminateSessionsByConnectorReq>,
     ) -> Answer<TerminateSessionsByConnectorResp> {
-        not_yet("TerminateSessionsByConnector")
+        Api::terminate_sessions_by_connector(self, request.into_inner()).await.map(Response::new)
     }
 
     async fn terminate_sessions_by_user(
         &self,
-        _request: Request<TerminateSessionsByUserReq>,
+        request: Request<TerminateSessionsByUserReq>,
     ) -> Answer<TerminateSessionsByUserResp> {
-        not_yet("TerminateSessionsByUser")
+        Api::terminate_sessions_by_user(self, request.into_inner()).await.map(Response::new)
     }
 
-    async fn get_user_identity(&self, _request: Request<GetUserIdentityReq>) -> Answer<GetUserIdentityResp> {
-        not_yet("GetUserIdentity")
+    async fn get_user_identity(&self, request: Request<GetUserIdentityReq>) -> Answer<GetUserIdentityResp> {
+        Api::get_user_identity(self, request.into_inner()).await.map(Response::new)
     }
 
     async fn list_user_identities(&self, _request: Request<ListUserIdentitiesReq>) -> Answer<ListUserIdentitiesResp> {
-        not_yet("ListUserIdentities")
+        Api::list_user_identities(self).await.map(Response::new)
     }
 
-    async fn delete_user_identity(&self, _request: Request<DeleteUserIdentityReq>) -> Answer<DeleteUserIdentityResp> {
-        not_yet("DeleteUserIdentity")
+    async fn delete_user_identity(&self, request: Request<DeleteUserIdentityReq>) -> Answer<DeleteUserIdentityResp> {
+        Api::delete_user_identity(self, request.into_inner()).await.map(Response::new)
     }
 
     async fn reset_mfa(&self, _request: Request<ResetMfaReq>) -> Answer<ResetMfaResp> {
@@ -146,7 +144,7 @@ impl Dex for Api {
         not_yet("DeleteMFASecret")
     }
 
-    async fn revoke_consent(&self, _request: Request<RevokeConsentReq>) -> Answer<RevokeConsentResp> {
-        not_yet("RevokeConsent")
+    async fn revoke_consent(&self, request: Request<RevokeConsentReq>) -> Answer<RevokeConsentResp> {
+        Api::revoke_consent(self, request.into_inner()).await.map(Response::new)
     }
 }

@@ -43,7 +43,12 @@ pub async fn end_session(state: &AppState, session: &AuthSession, ending: Ending
             bound.push(client.id);
         }
     }
-    let revoked = state.refresh_tokens.revoke_session(session, &bound).await?;
+    let revoked = match ending {
+        // The operator's hammer, as in Dex: every refresh token the user holds on the connector.
+        Ending::Terminated => state.refresh_tokens.revoke_all(&session.user_id, &session.connector_id).await?,
+        // A logout or an expiry ends what the clients bound to the session, and only that.
+        Ending::Logout | Ending::Expired => state.refresh_tokens.revoke_session(session, &bound).await?,
+    };
     let queued = backchannel::enqueue(state, session).await?;
     let deleted = state.storage.delete::<AuthSession>(&session.id).await.optional()?.is_some();
     tracing::info!(

@@ -44,18 +44,18 @@ sessions:
     )
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A relying party's back-channel logout endpoint: keeps every `logout_token` it is sent.
 #[derive(Clone, Default)]
-struct RelyingParty {
+pub(crate) struct RelyingParty {
     tokens: Arc<Mutex<Vec<String>>>,
 }
 
 impl RelyingParty {
-    async fn serve(port: u16) -> (Self, tokio::task::JoinHandle<()>) {
+    pub(crate) async fn serve(port: u16) -> (Self, tokio::task::JoinHandle<()>) {
         let rp = Self::default();
         let app = axum::Router::new()
             .route(
@@ -74,7 +74,7 @@ impl RelyingParty {
     }
 
     /// The tokens received, once `count` have arrived (at most ten seconds of real time).
-    async fn received(&self, count: usize) -> Vec<String> {
+    pub(crate) async fn received(&self, count: usize) -> Vec<String> {
         for _ in 0..100 {
             let tokens = self.tokens.lock().unwrap().clone();
             if tokens.len() >= count {
