@@ -421,6 +421,8 @@ async fn the_home_page_shows_who_is_signed_in_and_logs_out() {
     assert!(text.contains("/dex/.well-known/openid-configuration") && !text.contains("home-logout"), "{text}");
 
     tokens_for(&browser, &running, "portal", "s1").await;
+    let bare = browser.get(&format!("{}/dex", running.base)).await;
+    assert!(bare.body.contains("admin@example.com"), "the issuer path itself: {}", bare.body);
     let home = browser.get(&format!("{}/dex/", running.base)).await;
     assert!(home.body.contains("admin@example.com") && home.body.contains("home-logout"), "{}", home.body);
     let done = browser.submit(&home, &[], None).await;

@@ -148,6 +148,13 @@ async fn max_age_and_prompt_login_force_a_new_login_with_a_newer_auth_time() {
     assert!(!is_password_form(&sso), "{}", sso.body);
     assert_eq!(id_token(&running, &sso, "second", "s3").await["auth_time"], second_login);
 
+    // prompt=select_account: the connector list, and no reuse of the session.
+    let list =
+        browser.follow(browser.get(&auth_url(&running, &with(&query("second"), "prompt=select_account"))).await).await;
+    assert!(list.status == StatusCode::OK && list.body.contains("connector-local"), "{}", list.body);
+    let page = browser.follow(browser.get(&resolve(&list.url, &link(&list.body, "connector-local"))).await).await;
+    assert!(is_password_form(&page), "{}", page.body);
+
     // prompt=login: the form again, whatever the session.
     let page = start_with(&browser, &running, &with(&query("shares-all"), "prompt=login")).await;
     assert!(is_password_form(&page), "{}", page.body);
