@@ -14,6 +14,7 @@ pub mod error;
 pub mod grant;
 pub mod id;
 pub mod lifetimes;
+pub mod limits;
 pub mod model;
 pub mod password;
 pub mod pkce;

@@ -20,6 +20,7 @@ pub enum Kind {
     DeviceToken,
     AuthSession,
     UserIdentity,
+    FailureCounter,
 }
 
 impl Kind {
@@ -38,6 +39,7 @@ impl Kind {
             Kind::DeviceToken => "device_token",
             Kind::AuthSession => "auth_session",
             Kind::UserIdentity => "user_identity",
+            Kind::FailureCounter => "failure_counter",
         }
     }
 }

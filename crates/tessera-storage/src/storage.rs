@@ -28,6 +28,8 @@ pub struct GcResult {
     pub device_requests: u64,
     pub device_tokens: u64,
     pub auth_sessions: u64,
+    /// Brute-force counters whose failures have all left their window.
+    pub failure_counters: u64,
 }
 
 impl GcResult {
@@ -360,7 +362,8 @@ impl Storage {
         }
     }
 
-    /// Deletes expired auth requests, auth codes, device requests, device tokens and browser sessions:
+    /// Deletes expired auth requests, auth codes, device requests, device tokens, browser sessions and
+    /// brute-force counters:
     /// those whose expiry is strictly before `now`. Refresh tokens, offline sessions and keys are never
     /// collected.
     pub async fn garbage_collect(&self, now: OffsetDateTime) -> Result<GcResult, StorageError> {
@@ -371,6 +374,7 @@ impl Storage {
             device_requests: self.backend.delete_expired(DeviceRequest::KIND, now).await?,
             device_tokens: self.backend.delete_expired(DeviceToken::KIND, now).await?,
             auth_sessions: self.backend.delete_expired(AuthSession::KIND, now).await?,
+            failure_counters: self.backend.delete_expired(crate::Kind::FailureCounter, now).await?,
         })
     }
 

@@ -32,6 +32,8 @@ pub struct Config {
     pub custom_claims: Vec<EnricherConfig>,
     /// Browser sessions: `Some` exactly when `DEX_SESSIONS_ENABLED=true`.
     pub sessions: Option<Sessions>,
+    /// `rateLimits:`, the brute-force limits (on by default).
+    pub rate_limits: tessera_core::limits::RateLimits,
     pub flags: Flags,
 }
 

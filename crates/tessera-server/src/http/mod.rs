@@ -2,6 +2,7 @@
 //! the issuer's path (issuer `https://id.example/dex` ⇒ `/dex/healthz`).
 
 pub mod authflow;
+pub mod brute_force;
 pub mod client_ip;
 pub mod device;
 pub mod discovery;

@@ -54,8 +54,23 @@ impl LoginOutcome {
 }
 
 /// The kinds garbage collection removes, as [`GcResult`] counts them.
-const COLLECTED: [Kind; 5] =
-    [Kind::AuthRequest, Kind::AuthCode, Kind::DeviceRequest, Kind::DeviceToken, Kind::AuthSession];
+const COLLECTED: [Kind; 6] = [
+    Kind::AuthRequest,
+    Kind::AuthCode,
+    Kind::DeviceRequest,
+    Kind::DeviceToken,
+    Kind::AuthSession,
+    Kind::FailureCounter,
+];
+
+/// The brute-force limits, as `tessera_rate_limited_total` names them.
+pub const RATE_LIMITS: [&str; 5] = [
+    "password_per_account_and_ip",
+    "password_per_ip",
+    "password_per_account",
+    "client_auth_per_client_and_ip",
+    "user_code_per_ip",
+];
 
 /// Dex's durations (seconds) and response sizes (bytes), bucketed as Dex does.
 const DEX_DURATION_BUCKETS: [f64; 6] = [0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -82,6 +97,7 @@ pub struct Metrics {
     pool_waiting: IntGaugeVec,
     key_rotations: IntCounter,
     gc_removed: IntCounterVec,
+    rate_limited: IntCounterVec,
 }
 
 impl Metrics {
@@ -163,6 +179,19 @@ impl Metrics {
         for kind in COLLECTED {
             gc_removed.get_metric_with_label_values(&[kind.as_str()])?;
         }
+        let rate_limited = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "tessera_rate_limited_total",
+                    "Attempts refused by a brute-force limit (rateLimits), by the limit that refused them.",
+                ),
+                &["limit"],
+            )?,
+        )?;
+        for limit in RATE_LIMITS {
+            rate_limited.get_metric_with_label_values(&[limit])?;
+        }
         let pool_gauge = |name: &str, help: &str| -> Result<IntGaugeVec, prometheus::Error> {
             register(&registry, IntGaugeVec::new(Opts::new(name, help), &["pool"])?)
         };
@@ -236,6 +265,7 @@ impl Metrics {
                 )?,
             )?,
             gc_removed,
+            rate_limited,
             registry,
         })
     }
@@ -279,6 +309,13 @@ impl Metrics {
         ))
     }
 
+    /// An attempt refused by the brute-force limit `limit` (one of [`RATE_LIMITS`]).
+    pub fn rate_limited(&self, limit: &'static str) {
+        if let Some(counter) = child(&self.rate_limited, &[limit]) {
+            counter.inc();
+        }
+    }
+
     pub fn key_rotations(&self) -> IntCounter {
         self.key_rotations.clone()
     }
@@ -290,6 +327,7 @@ impl Metrics {
             result.device_requests,
             result.device_tokens,
             result.auth_sessions,
+            result.failure_counters,
         ];
         for (kind, count) in COLLECTED.iter().zip(counts) {
             if let Some(counter) = child(&self.gc_removed, &[kind.as_str()]) {

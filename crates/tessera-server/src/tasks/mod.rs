@@ -74,6 +74,7 @@ pub async fn collect_garbage(state: &AppState) {
                 device_requests = result.device_requests,
                 device_tokens = result.device_tokens,
                 auth_sessions = result.auth_sessions,
+                failure_counters = result.failure_counters,
                 "garbage collection removed expired objects"
             )
         }

@@ -12,6 +12,7 @@ mod grpc;
 mod https;
 mod ldap;
 mod lifecycle;
+mod limits;
 mod log_capture;
 mod login;
 mod logs;

@@ -1,10 +1,10 @@
 //! `/auth/{connector}/login`: the password form of a password connector (local database, LDAP,
 //! mockPassword). Wrong credentials show the form again with a 401.
 
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
 use minijinja::context;
 use serde::Deserialize;
 use tessera_connectors::{Login, PasswordConnector, Scopes};
@@ -14,6 +14,8 @@ use super::authorize::urlencode;
 use super::finalize::finalize_login;
 use super::{internal_page, load_auth_request, local_path};
 use crate::AppState;
+use crate::http::brute_force::{self, Blocked, Refused};
+use crate::http::client_ip::ClientIp;
 use crate::metrics::LoginOutcome;
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +62,7 @@ fn render_form(
     query: &FormQuery,
     prompt: &str,
     username: &str,
+    locked: Option<Refused>,
 ) -> Response {
     let mut post_url =
         local_path(state, &format!("/auth/{}/login?state={}", urlencode(connector_id), urlencode(&query.state)));
@@ -68,7 +71,13 @@ fn render_form(
         post_url.push_str(&format!("&back={}", urlencode(back)));
     }
     let invalid = status == StatusCode::UNAUTHORIZED;
-    state.pages.render(status, "password.html", context! { post_url, back, prompt, username, invalid })
+    let wait = locked.map(Refused::wait);
+    let page =
+        state.pages.render(status, "password.html", context! { post_url, back, prompt, username, invalid, wait });
+    match locked {
+        Some(refused) => ([refused.header()], page).into_response(),
+        None => page,
+    }
 }
 
 pub async fn form(
@@ -77,7 +86,7 @@ pub async fn form(
     Query(query): Query<FormQuery>,
 ) -> Response {
     match resolve(&state, &connector_id, &query).await {
-        Ok((_, connector)) => render_form(&state, StatusCode::OK, &connector_id, &query, connector.prompt(), ""),
+        Ok((_, connector)) => render_form(&state, StatusCode::OK, &connector_id, &query, connector.prompt(), "", None),
         Err(page) => page,
     }
 }
@@ -87,26 +96,41 @@ pub async fn submit(
     Path(connector_id): Path<String>,
     Query(query): Query<FormQuery>,
     headers: HeaderMap,
+    client_ip: Option<Extension<ClientIp>>,
     Form(credentials): Form<Credentials>,
 ) -> Response {
     let (request, connector) = match resolve(&state, &connector_id, &query).await {
         Ok(resolved) => resolved,
         Err(page) => return page,
     };
+    let limits = brute_force::limits(&state);
+    let ip = brute_force::ip_of(client_ip);
+    let attempt = match limits.password_attempt(&connector_id, &credentials.login, ip).await {
+        Ok(attempt) => attempt,
+        Err(Blocked::Refused(refused)) => {
+            let (status, prompt, login) = (StatusCode::TOO_MANY_REQUESTS, connector.prompt(), &credentials.login);
+            return render_form(&state, status, &connector_id, &query, prompt, login, Some(refused));
+        }
+        Err(Blocked::Storage(err)) => return internal_page(&state, &err),
+    };
     let scopes = Scopes::from_requested(&request.scopes);
     match connector.login(scopes, &credentials.login, &credentials.password).await {
         Ok(Some(identity)) => {
+            attempt.succeeded().await;
             state.metrics.login(&connector_id, LoginOutcome::Success);
             // No checkbox yet: the configured default stands for the user's choice.
             let remember_me = state.sessions.as_ref().is_some_and(|s| s.remember_me_default());
             finalize_login(&state, &headers, request, identity, remember_me).await
         }
         Ok(None) => {
+            attempt.failed();
             state.metrics.login(&connector_id, LoginOutcome::InvalidCredentials);
             tracing::info!(connector = %connector_id, "failed login attempt");
-            render_form(&state, StatusCode::UNAUTHORIZED, &connector_id, &query, connector.prompt(), &credentials.login)
+            let (status, prompt, login) = (StatusCode::UNAUTHORIZED, connector.prompt(), &credentials.login);
+            render_form(&state, status, &connector_id, &query, prompt, login, None)
         }
         Err(err) => {
+            attempt.abandoned().await;
             state.metrics.login(&connector_id, LoginOutcome::Error);
             internal_page(&state, &err)
         }
