@@ -91,6 +91,7 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
         custom_claims,
         sessions,
         rate_limits,
+        request_limits: RequestLimits::default(),
         flags: flags.clone(),
     })
 }

@@ -11,6 +11,7 @@ pub mod health;
 pub mod introspect;
 pub mod keys;
 pub mod request_id;
+pub mod request_limits;
 pub mod telemetry;
 pub mod token;
 pub mod trust;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(device::router(state.clone()))
         .merge(crate::web::router(state.pages.clone()))
         .merge(api);
+    let routes = request_limits::layer(routes, state.config.request_limits);
     let routes = routes.route_layer(request_id::RecordRouteLayer);
     let routes = mount_under(routes, state.config.issuer_path())
         // Dex's HTTP metrics, for matched routes only: made-up paths add no series.

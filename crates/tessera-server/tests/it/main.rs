@@ -20,6 +20,7 @@ mod metrics;
 mod oidc;
 mod pages;
 mod request_ids;
+mod request_limits;
 mod serve;
 mod sessions;
 mod upstream_apis;
