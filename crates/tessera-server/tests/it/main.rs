@@ -9,6 +9,7 @@ mod custom_claims;
 mod discovery_and_keys;
 mod grants;
 mod grpc;
+mod hardening;
 mod https;
 mod ldap;
 mod lifecycle;
