@@ -56,6 +56,8 @@ log "checking formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The workspace's tests include the fuzz smoke run (crates/tessera-fuzz: every fuzz target over its
+# committed corpus, then TESSERA_FUZZ_SECONDS of random mutations each); scripts/fuzz.sh fuzzes for longer.
 log "running the test suite"
 cargo test --workspace --locked
 

@@ -65,11 +65,19 @@ pub struct OAuthError {
     pub code: ErrorCode,
     pub description: String,
     pub status: u16,
+    /// Seconds to wait before trying again (`Retry-After`), for a refusal that ends by itself.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        Self { code, description: description.into(), status: code.default_status() }
+        Self { code, description: description.into(), status: code.default_status(), retry_after: None }
+    }
+
+    /// A refusal the client may retry after `seconds`.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// Dex answers some errors with a status other than the code's default (401 `access_denied` for

@@ -15,6 +15,7 @@ pub mod grant;
 pub mod id;
 pub mod lifetimes;
 pub mod logout;
+pub mod limits;
 pub mod model;
 pub mod password;
 pub mod pkce;

@@ -4,6 +4,7 @@
 //! storage it names and serves [`http`] under the issuer's path, with the [`tasks`] running beside.
 
 pub mod config;
+pub mod connections;
 pub mod connectors;
 pub mod custom_claims;
 pub mod grpc;

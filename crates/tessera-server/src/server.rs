@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::Config;
+use crate::connections::serve_plain;
 use crate::connectors::Connectors;
 use crate::metrics::Metrics;
 use crate::refresh_tokens::RefreshTokens;
@@ -228,16 +229,18 @@ impl BoundServer {
         let mut background = tasks::spawn(&self.state, stop_rx.clone());
 
         let router = http::router(self.state.clone());
+        let headers = self.state.config.request_limits.header_read_timeout;
         let mut listeners = JoinSet::new();
         if let Some(listener) = self.http {
-            listeners.spawn(serve(listener, router.clone(), stop_rx.clone()));
+            listeners.spawn(serve_plain(listener, router.clone(), headers, stop_rx.clone()));
         }
         if let Some((listener, https)) = self.https {
             background.push(tokio::spawn(crate::tls::watch(https.certificate, stop_rx.clone())));
-            listeners.spawn(crate::tls::serve_tls(listener, router, https.config, stop_rx.clone()));
+            listeners.spawn(crate::tls::serve_tls(listener, router, https.config, headers, stop_rx.clone()));
         }
         if let Some(listener) = self.telemetry {
-            listeners.spawn(serve(listener, http::telemetry::router(self.state.clone()), stop_rx.clone()));
+            let telemetry = http::telemetry::router(self.state.clone());
+            listeners.spawn(serve_plain(listener, telemetry, headers, stop_rx.clone()));
         }
         if let Some((listener, tls, api)) = self.grpc {
             match tls {
@@ -246,10 +249,10 @@ impl BoundServer {
                     if let Some(client_ca) = tls.client_ca {
                         background.push(tokio::spawn(crate::tls::watch(client_ca, stop_rx.clone())));
                     }
-                    listeners.spawn(crate::tls::serve_tls(listener, api, tls.config, stop_rx.clone()));
+                    listeners.spawn(crate::tls::serve_tls(listener, api, tls.config, headers, stop_rx.clone()));
                 }
                 None => {
-                    listeners.spawn(serve(listener, api, stop_rx.clone()));
+                    listeners.spawn(serve_plain(listener, api, headers, stop_rx.clone()));
                 }
             }
         }
@@ -282,15 +285,6 @@ impl BoundServer {
             Ok(())
         })
     }
-}
-
-/// Plain HTTP, with each connection's peer address for the client-IP rule.
-async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        })
-        .await
 }
 
 /// Completes on SIGINT or SIGTERM.

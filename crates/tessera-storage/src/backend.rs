@@ -21,6 +21,7 @@ pub enum Kind {
     AuthSession,
     UserIdentity,
     BackchannelLogout,
+    FailureCounter,
 }
 
 impl Kind {
@@ -40,6 +41,7 @@ impl Kind {
             Kind::AuthSession => "auth_session",
             Kind::UserIdentity => "user_identity",
             Kind::BackchannelLogout => "backchannel_logout",
+            Kind::FailureCounter => "failure_counter",
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct GcResult {
     pub auth_sessions: u64,
     /// Back-channel logout tokens that expired undelivered.
     pub backchannel_logouts: u64,
+    /// Brute-force counters whose failures have all left their window.
+    pub failure_counters: u64,
 }
 
 impl GcResult {
@@ -379,7 +381,8 @@ impl Storage {
         }
     }
 
-    /// Deletes expired auth requests, auth codes, device requests, device tokens and browser sessions:
+    /// Deletes expired auth requests, auth codes, device requests, device tokens, browser sessions and
+    /// brute-force counters:
     /// those whose expiry is strictly before `now`. Refresh tokens, offline sessions and keys are never
     /// collected.
     pub async fn garbage_collect(&self, now: OffsetDateTime) -> Result<GcResult, StorageError> {
@@ -391,6 +394,7 @@ impl Storage {
             device_tokens: self.backend.delete_expired(DeviceToken::KIND, now).await?,
             auth_sessions: self.backend.delete_expired(AuthSession::KIND, now).await?,
             backchannel_logouts: self.backend.delete_expired(BackchannelLogout::KIND, now).await?,
+            failure_counters: self.backend.delete_expired(crate::Kind::FailureCounter, now).await?,
         })
     }
 

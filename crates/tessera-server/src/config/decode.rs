@@ -57,6 +57,7 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
     }
     let custom_claims = super::claims::custom_claims(&mut top, d, env, strict);
     let sessions = super::sessions::sessions(&mut top, d, strict, flags.sessions_enabled);
+    let rate_limits = super::rate_limits::rate_limits(&mut top, d, strict);
     if top.node("mfa").is_some() {
         let line = top.line_of("mfa");
         if flags.sessions_enabled {
@@ -89,6 +90,8 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
         connectors,
         custom_claims,
         sessions,
+        rate_limits,
+        request_limits: RequestLimits::default(),
         flags: flags.clone(),
     })
 }

@@ -32,7 +32,36 @@ pub struct Config {
     pub custom_claims: Vec<EnricherConfig>,
     /// Browser sessions: `Some` exactly when `DEX_SESSIONS_ENABLED=true`.
     pub sessions: Option<Sessions>,
+    /// `rateLimits:`, the brute-force limits (on by default).
+    pub rate_limits: tessera_core::limits::RateLimits,
+    /// Bounds on each request: not in the file (tessera's fixed defaults; tests shorten them).
+    pub request_limits: RequestLimits,
     pub flags: Flags,
+}
+
+/// What one request may cost the server before a handler sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// A larger body is refused with 413 (every body tessera accepts is a small form).
+    pub max_body_bytes: usize,
+    /// A form with more fields is refused with 400 (the largest tessera reads has about a dozen).
+    pub max_form_fields: usize,
+    /// A client that has not sent a request's headers by then is disconnected; this also bounds how
+    /// long an idle keep-alive connection stays open (hyper starts the clock when it waits for a request).
+    pub header_read_timeout: Duration,
+    /// A client that has not sent the body by then gets 408.
+    pub body_read_timeout: Duration,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            max_form_fields: 100,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(15),
+        }
+    }
 }
 
 /// Dex's `sessions:` section, defaults applied.

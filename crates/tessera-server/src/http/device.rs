@@ -21,6 +21,8 @@ use tessera_storage::{Optional, StorageError};
 
 use super::authflow::request::DEVICE_CALLBACK_PATH;
 use super::authflow::{internal_page, local_path, redirect};
+use super::brute_force::{self, Blocked, Refused};
+use super::client_ip::ClientIp;
 use super::error::EndpointError;
 use super::error::oauth_json;
 use super::token::code::CodeGrant;
@@ -122,16 +124,37 @@ fn render_code_page(state: &AppState, status: StatusCode, user_code: &str) -> Re
     state.pages.render(status, "device.html", context! { post_url, user_code, invalid })
 }
 
+/// RFC 8628 §5.1: too many wrong codes from this address; the page says when to try again.
+fn render_refused_code_page(state: &AppState, refused: Refused, user_code: &str) -> Response {
+    let post_url = local_path(state, "/device/auth/verify_code");
+    let wait = refused.wait();
+    let page = state.pages.render(StatusCode::TOO_MANY_REQUESTS, "device.html", context! { post_url, user_code, wait });
+    ([refused.header()], page).into_response()
+}
+
 async fn code_page(State(state): State<AppState>, Query(query): Query<UserCode>) -> Response {
     render_code_page(&state, StatusCode::OK, &query.user_code)
 }
 
 /// The user typed a code: into the normal login for the device's client, ending at our callback.
-async fn verify_code(State(state): State<AppState>, Form(form): Form<UserCode>) -> Response {
+async fn verify_code(
+    State(state): State<AppState>,
+    client_ip: Option<axum::Extension<ClientIp>>,
+    Form(form): Form<UserCode>,
+) -> Response {
     let user_code = form.user_code.trim().to_uppercase();
+    let (limits, ip) = (brute_force::limits(&state), brute_force::ip_of(client_ip));
+    match limits.user_code_check(ip).await {
+        Ok(()) => {}
+        Err(Blocked::Refused(refused)) => return render_refused_code_page(&state, refused, &form.user_code),
+        Err(Blocked::Storage(err)) => return internal_page(&state, &err),
+    }
     let request = match state.storage.get::<DeviceRequest>(&user_code).await.optional() {
         Ok(Some(request)) if request.expiry >= state.clock.now() => request,
-        Ok(_) => return render_code_page(&state, StatusCode::BAD_REQUEST, &form.user_code),
+        Ok(_) => {
+            limits.user_code_failed(ip).await;
+            return render_code_page(&state, StatusCode::BAD_REQUEST, &form.user_code);
+        }
         Err(err) => return internal_page(&state, &err),
     };
     // The secret stays on the server; only the client ID travels through the browser.

@@ -124,6 +124,9 @@ pub fn oauth_json(error: &OAuthError) -> Response {
     if error.code == ErrorCode::InvalidClient {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
     }
+    if let Some(seconds) = error.retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     response
 }
 

@@ -2,6 +2,7 @@
 //! the issuer's path (issuer `https://id.example/dex` ⇒ `/dex/healthz`).
 
 pub mod authflow;
+pub mod brute_force;
 pub mod client_ip;
 pub mod device;
 pub mod discovery;
@@ -12,6 +13,7 @@ pub mod introspect;
 pub mod keys;
 pub mod logout;
 pub mod request_id;
+pub mod request_limits;
 pub mod telemetry;
 pub mod token;
 pub mod trust;
@@ -45,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(home::router(state.clone()))
         .merge(crate::web::router(state.pages.clone()))
         .merge(api);
+    let routes = request_limits::layer(routes, state.config.request_limits);
     let routes = routes.route_layer(request_id::RecordRouteLayer);
     let issuer_path = state.config.issuer_path();
     let routes = if issuer_path.is_empty() {
@@ -88,15 +91,31 @@ fn cors(web: &Web) -> Option<CorsLayer> {
     ]))
 }
 
-/// `web.headers`: security headers added to every response.
-fn with_configured_headers(routes: Router, web: &Web) -> Router {
-    let headers: Vec<(HeaderName, HeaderValue)> = web
-        .headers
-        .iter()
+/// Sent on every response unless `web.headers` names the header: no page may be framed by another
+/// site (clickjacking the login and approval forms), and no response is sniffed into another type.
+const DEFAULT_HEADERS: [(&str, &str); 3] = [
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", "frame-ancestors 'none'"),
+    ("X-Content-Type-Options", "nosniff"),
+];
+
+/// The headers every response gets: the defaults, overridden by `web.headers` (case-insensitively;
+/// an empty value sends none), plus the other configured ones.
+fn security_headers(web: &Web) -> Vec<(HeaderName, HeaderValue)> {
+    let configured = |name: &str| web.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name));
+    let defaults = DEFAULT_HEADERS.iter().filter(|(name, _)| configured(name).is_none()).map(|(n, v)| (*n, *v));
+    let chosen = web.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).filter(|(_, value)| !value.is_empty());
+    defaults
+        .chain(chosen)
         .filter_map(|(name, value)| {
             Some((HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?))
         })
-        .collect();
+        .collect()
+}
+
+/// Adds [`security_headers`] to every response.
+fn with_configured_headers(routes: Router, web: &Web) -> Router {
+    let headers = security_headers(web);
     if headers.is_empty() {
         return routes;
     }
@@ -109,4 +128,36 @@ fn with_configured_headers(routes: Router, web: &Web) -> Router {
             response
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names_and_values(web: &Web) -> Vec<(String, String)> {
+        security_headers(web).into_iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned())).collect()
+    }
+
+    #[test]
+    fn framing_and_sniffing_are_refused_by_default_and_configuration_overrides() {
+        let defaults = names_and_values(&Web::default());
+        assert_eq!(
+            defaults,
+            [
+                ("x-frame-options".to_owned(), "DENY".to_owned()),
+                ("content-security-policy".to_owned(), "frame-ancestors 'none'".to_owned()),
+                ("x-content-type-options".to_owned(), "nosniff".to_owned()),
+            ]
+        );
+        let mut web = Web::default();
+        web.headers.insert("x-frame-options".into(), "SAMEORIGIN".into());
+        web.headers.insert("Content-Security-Policy".into(), String::new());
+        web.headers.insert("Strict-Transport-Security".into(), "max-age=31536000".into());
+        let set = names_and_values(&web);
+        assert!(set.contains(&("x-frame-options".into(), "SAMEORIGIN".into())), "{set:?}");
+        assert!(!set.iter().any(|(n, _)| n == "content-security-policy"), "an empty value sends none: {set:?}");
+        assert!(set.contains(&("x-content-type-options".into(), "nosniff".into())));
+        assert!(set.contains(&("strict-transport-security".into(), "max-age=31536000".into())));
+        assert_eq!(set.iter().filter(|(n, _)| n == "x-frame-options").count(), 1);
+    }
 }

@@ -54,13 +54,23 @@ impl LoginOutcome {
 }
 
 /// The kinds garbage collection removes, as [`GcResult`] counts them.
-const COLLECTED: [Kind; 6] = [
+const COLLECTED: [Kind; 7] = [
     Kind::AuthRequest,
     Kind::AuthCode,
     Kind::DeviceRequest,
     Kind::DeviceToken,
     Kind::AuthSession,
     Kind::BackchannelLogout,
+    Kind::FailureCounter,
+];
+
+/// The brute-force limits, as `tessera_rate_limited_total` names them.
+pub const RATE_LIMITS: [&str; 5] = [
+    "password_per_account_and_ip",
+    "password_per_ip",
+    "password_per_account",
+    "client_auth_per_client_and_ip",
+    "user_code_per_ip",
 ];
 
 /// Dex's durations (seconds) and response sizes (bytes), bucketed as Dex does.
@@ -89,6 +99,7 @@ pub struct Metrics {
     key_rotations: IntCounter,
     gc_removed: IntCounterVec,
     backchannel_logouts: IntCounterVec,
+    rate_limited: IntCounterVec,
 }
 
 /// What happened to a back-channel logout token (undelivered expired ones are counted by garbage
@@ -195,6 +206,19 @@ impl Metrics {
         for kind in COLLECTED {
             gc_removed.get_metric_with_label_values(&[kind.as_str()])?;
         }
+        let rate_limited = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "tessera_rate_limited_total",
+                    "Attempts refused by a brute-force limit (rateLimits), by the limit that refused them.",
+                ),
+                &["limit"],
+            )?,
+        )?;
+        for limit in RATE_LIMITS {
+            rate_limited.get_metric_with_label_values(&[limit])?;
+        }
         let pool_gauge = |name: &str, help: &str| -> Result<IntGaugeVec, prometheus::Error> {
             register(&registry, IntGaugeVec::new(Opts::new(name, help), &["pool"])?)
         };
@@ -284,6 +308,7 @@ impl Metrics {
                 )?,
             )?,
             gc_removed,
+            rate_limited,
             registry,
         })
     }
@@ -333,6 +358,13 @@ impl Metrics {
         ))
     }
 
+    /// An attempt refused by the brute-force limit `limit` (one of [`RATE_LIMITS`]).
+    pub fn rate_limited(&self, limit: &'static str) {
+        if let Some(counter) = child(&self.rate_limited, &[limit]) {
+            counter.inc();
+        }
+    }
+
     pub fn key_rotations(&self) -> IntCounter {
         self.key_rotations.clone()
     }
@@ -345,6 +377,7 @@ impl Metrics {
             result.device_tokens,
             result.auth_sessions,
             result.backchannel_logouts,
+            result.failure_counters,
         ];
         for (kind, count) in COLLECTED.iter().zip(counts) {
             if let Some(counter) = child(&self.gc_removed, &[kind.as_str()]) {

@@ -83,6 +83,7 @@ pub async fn collect_garbage(state: &AppState) {
                 device_tokens = result.device_tokens,
                 auth_sessions = result.auth_sessions,
                 backchannel_logouts = result.backchannel_logouts,
+                failure_counters = result.failure_counters,
                 "garbage collection removed expired objects"
             )
         }

@@ -572,3 +572,42 @@ fn the_custom_claims_section_is_checked_at_load() {
         "config.yaml:24: customClaims.enrichers[3].type: unknown enricher type \"ldap\" (expected static or postgres)",
     );
 }
+
+#[test]
+fn rate_limits_default_on_and_are_checked_by_key_and_line() {
+    let defaults = ok(MINIMAL).config.rate_limits;
+    assert!(defaults.enabled);
+    assert_eq!(defaults.password_per_account_and_ip.max, 5);
+    assert_eq!(defaults.password_per_ip.max, 50);
+    assert_eq!(defaults.password_per_account.max, 100);
+    assert_eq!(defaults.password_per_account.window, Duration::from_secs(15 * 60));
+    assert_eq!(defaults.client_auth_per_client_and_ip.max, 20);
+    assert_eq!(defaults.client_auth_per_client_and_ip.window, Duration::from_secs(5 * 60));
+    assert_eq!(defaults.user_code_per_ip.max, 10);
+    assert_eq!(defaults.user_code_per_ip.window, Duration::from_secs(5 * 60));
+
+    let set = ok(&format!(
+        "{MINIMAL}rateLimits:\n  passwordFailures:\n    perAccountAndIP: 3\n    window: 1h\n  userCodeFailures:\n    window: 90s\n"
+    ))
+    .config
+    .rate_limits;
+    assert_eq!(set.password_per_account_and_ip.max, 3);
+    assert_eq!(set.password_per_ip.window, Duration::from_secs(3600), "a section's window is all of its limits'");
+    assert_eq!(set.user_code_per_ip.max, 10);
+    assert_eq!(set.user_code_per_ip.window, Duration::from_secs(90));
+
+    let errors = errors(&format!(
+        "{MINIMAL}rateLimits:\n  enabled: maybe\n  passwordFailures:\n    perIP: 0\n    window: 15 minutes\n  clientAuthFailures:\n    perClientAndIP: many\n    window: 0s\n"
+    ));
+    assert_has(&errors, "config.yaml:7: rateLimits.enabled: expected a boolean, found a string");
+    assert_has(&errors, "config.yaml:9: rateLimits.passwordFailures.perIP: 0 is out of range (1..=1000000)");
+    assert_has(
+        &errors,
+        "config.yaml:10: rateLimits.passwordFailures.window: invalid duration \"15 minutes\" (expected e.g. \"24h\", \"1h30m\", \"90s\")",
+    );
+    assert_has(
+        &errors,
+        "config.yaml:12: rateLimits.clientAuthFailures.perClientAndIP: expected an integer, found a string",
+    );
+    assert_has(&errors, "config.yaml:13: rateLimits.clientAuthFailures.window: must be positive, got 0s");
+}

@@ -126,7 +126,9 @@ macro_rules! conformance_suite {
                 concurrent_deletes_have_one_winner,
                 concurrent_first_key_updates_create_once,
                 garbage_collection_at_the_expiry_boundary_in_several_time_zones,
-                static_objects_are_read_only_overlays
+                static_objects_are_read_only_overlays,
+                failure_counters_charge_withdraw_reset_and_expire,
+                concurrent_charges_never_pass_the_limit
             );
         }
     };

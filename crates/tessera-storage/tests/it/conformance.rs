@@ -935,3 +935,53 @@ pub async fn static_objects_are_read_only_overlays(s: Storage) {
     // Stored objects stay fully writable.
     s.delete::<Client>("dynamic-app").await.unwrap();
 }
+
+const FIVE_IN_15M: tessera_core::limits::Limit =
+    tessera_core::limits::Limit::new(5, std::time::Duration::from_secs(900));
+
+pub async fn failure_counters_charge_withdraw_reset_and_expire(s: Storage) {
+    use tessera_core::limits::Verdict;
+    let key = "password-ip:abc";
+    let at = |seconds: i64| now() + Duration::seconds(seconds);
+    assert_eq!(s.failure_verdict(key, FIVE_IN_15M, at(0)).await.unwrap(), Verdict::Allowed);
+    for second in 0..5 {
+        assert_eq!(s.charge_failure(key, FIVE_IN_15M, at(second)).await.unwrap(), Verdict::Allowed);
+    }
+    let refused = Verdict::Refused { retry_after: std::time::Duration::from_secs(900 - 5) };
+    assert_eq!(s.charge_failure(key, FIVE_IN_15M, at(5)).await.unwrap(), refused, "the sixth is refused");
+    assert_eq!(s.failure_verdict(key, FIVE_IN_15M, at(5)).await.unwrap(), refused, "and was not counted");
+
+    s.withdraw_failure(key, at(4)).await.unwrap();
+    assert_eq!(s.failure_verdict(key, FIVE_IN_15M, at(5)).await.unwrap(), Verdict::Allowed, "withdrawn exactly");
+    s.record_failure(key, FIVE_IN_15M, at(6)).await.unwrap();
+    assert!(matches!(s.failure_verdict(key, FIVE_IN_15M, at(6)).await.unwrap(), Verdict::Refused { .. }));
+
+    s.reset_failures(key).await.unwrap();
+    s.reset_failures(key).await.unwrap();
+    s.withdraw_failure(key, at(6)).await.unwrap();
+    assert_eq!(s.failure_verdict(key, FIVE_IN_15M, at(6)).await.unwrap(), Verdict::Allowed, "reset");
+
+    s.record_failure(key, FIVE_IN_15M, at(10)).await.unwrap();
+    let gone = at(10) + Duration::seconds(900) + Duration::nanoseconds(1);
+    assert_eq!(s.garbage_collect(at(11)).await.unwrap().failure_counters, 0);
+    assert_eq!(s.garbage_collect(gone).await.unwrap().failure_counters, 1);
+}
+
+/// Fifty attempts at once on a fresh counter (on a real database, from many connections): exactly five
+/// are charged, whatever the interleaving, as replicas sharing a database would see it.
+pub async fn concurrent_charges_never_pass_the_limit(s: Storage) {
+    use tessera_core::limits::Verdict;
+    let attempts = (0..50).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.charge_failure("client-auth:race", FIVE_IN_15M, now() + Duration::milliseconds(i)).await.unwrap()
+        })
+    });
+    let mut allowed = 0;
+    for attempt in attempts {
+        if attempt.await.unwrap() == Verdict::Allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 5);
+}

@@ -1,10 +1,10 @@
 //! `/auth/{connector}/login`: the password form of a password connector (local database, LDAP,
 //! mockPassword). Wrong credentials show the form again with a 401.
 
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
 use minijinja::context;
 use serde::Deserialize;
 use tessera_connectors::{Login, PasswordConnector, Scopes};
@@ -14,6 +14,8 @@ use super::authorize::urlencode;
 use super::finalize::finalize_login;
 use super::{internal_page, load_auth_request, local_path};
 use crate::AppState;
+use crate::http::brute_force::{self, Blocked, Refused};
+use crate::http::client_ip::ClientIp;
 use crate::metrics::LoginOutcome;
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +65,7 @@ fn render_form(
     query: &FormQuery,
     prompt: &str,
     username: &str,
+    locked: Option<Refused>,
 ) -> Response {
     let mut post_url =
         local_path(state, &format!("/auth/{}/login?state={}", urlencode(connector_id), urlencode(&query.state)));
@@ -73,7 +76,14 @@ fn render_form(
     let invalid = status == StatusCode::UNAUTHORIZED;
     // The checkbox exists only with sessions: without them there is nothing to remember.
     let remember_me = state.sessions.as_ref().map(|s| s.remember_me_default());
-    state.pages.render(status, "password.html", context! { post_url, back, prompt, username, invalid, remember_me })
+    let wait = locked.map(Refused::wait);
+    let page = state
+        .pages
+        .render(status, "password.html", context! { post_url, back, prompt, username, invalid, wait, remember_me });
+    match locked {
+        Some(refused) => ([refused.header()], page).into_response(),
+        None => page,
+    }
 }
 
 pub async fn form(
@@ -84,7 +94,7 @@ pub async fn form(
     match resolve(&state, &connector_id, &query).await {
         // The client's `login_hint` starts the username field.
         Ok((request, connector)) => {
-            render_form(&state, StatusCode::OK, &connector_id, &query, connector.prompt(), &request.login_hint)
+            render_form(&state, StatusCode::OK, &connector_id, &query, connector.prompt(), &request.login_hint, None)
         }
         Err(page) => page,
     }
@@ -95,25 +105,40 @@ pub async fn submit(
     Path(connector_id): Path<String>,
     Query(query): Query<FormQuery>,
     headers: HeaderMap,
+    client_ip: Option<Extension<ClientIp>>,
     Form(credentials): Form<Credentials>,
 ) -> Response {
     let (request, connector) = match resolve(&state, &connector_id, &query).await {
         Ok(resolved) => resolved,
         Err(page) => return page,
     };
+    let limits = brute_force::limits(&state);
+    let ip = brute_force::ip_of(client_ip);
+    let attempt = match limits.password_attempt(&connector_id, &credentials.login, ip).await {
+        Ok(attempt) => attempt,
+        Err(Blocked::Refused(refused)) => {
+            let (status, prompt, login) = (StatusCode::TOO_MANY_REQUESTS, connector.prompt(), &credentials.login);
+            return render_form(&state, status, &connector_id, &query, prompt, login, Some(refused));
+        }
+        Err(Blocked::Storage(err)) => return internal_page(&state, &err),
+    };
     let scopes = Scopes::from_requested(&request.scopes);
     match connector.login(scopes, &credentials.login, &credentials.password).await {
         Ok(Some(identity)) => {
+            attempt.succeeded().await;
             state.metrics.login(&connector_id, LoginOutcome::Success);
             let remember_me = credentials.remember_me == "on";
             finalize_login(&state, &headers, request, identity, remember_me).await
         }
         Ok(None) => {
+            attempt.failed();
             state.metrics.login(&connector_id, LoginOutcome::InvalidCredentials);
             tracing::info!(connector = %connector_id, "failed login attempt");
-            render_form(&state, StatusCode::UNAUTHORIZED, &connector_id, &query, connector.prompt(), &credentials.login)
+            let (status, prompt, login) = (StatusCode::UNAUTHORIZED, connector.prompt(), &credentials.login);
+            render_form(&state, status, &connector_id, &query, prompt, login, None)
         }
         Err(err) => {
+            attempt.abandoned().await;
             state.metrics.login(&connector_id, LoginOutcome::Error);
             internal_page(&state, &err)
         }

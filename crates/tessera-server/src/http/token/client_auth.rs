@@ -12,6 +12,7 @@ use tessera_storage::Optional;
 
 use super::TokenForm;
 use crate::AppState;
+use crate::http::brute_force::{self, Ip};
 use crate::http::error::EndpointError;
 
 fn invalid() -> OAuthError {
@@ -40,14 +41,27 @@ fn basic(headers: &HeaderMap) -> Option<Result<(String, String), OAuthError>> {
     Some(decode().ok_or_else(|| OAuthError::invalid_client("client_id or client_secret improperly encoded")))
 }
 
-pub async fn authenticate(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> Result<Client, EndpointError> {
+/// The client, once its credentials are checked and its brute-force limit allows the check: a
+/// wrong secret for an existing client counts against its client-and-IP budget (an unknown client
+/// ID has no secret to guess, so it costs no stored counter).
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &TokenForm,
+    ip: Ip,
+) -> Result<Client, EndpointError> {
     let (id, secret) = match basic(headers) {
         Some(credentials) => credentials?,
         None => (form.get("client_id").to_owned(), form.get("client_secret").to_owned()),
     };
-    let client = state.storage.get::<Client>(&id).await.optional()?.ok_or_else(invalid)?;
+    let limits = brute_force::limits(state);
+    // The limit's read beside the client's: no round trip added to the hot path.
+    let (client, allowed) = tokio::join!(state.storage.get::<Client>(&id), limits.client_auth_check(&id, ip));
+    let client = client.optional()?.ok_or_else(invalid)?;
+    allowed?;
     let public_without_secret = client.public && secret.is_empty();
     if !public_without_secret && !bool::from(client.secret.as_bytes().ct_eq(secret.as_bytes())) {
+        limits.client_auth_failed(&id, ip).await;
         return Err(invalid().into());
     }
     Ok(client)

@@ -24,6 +24,8 @@ use tessera_core::error::{ErrorCode, OAuthError};
 use tessera_core::grant;
 
 use self::pipeline::{Answer, complete};
+use super::brute_force::{self, Ip};
+use super::client_ip::ClientIp;
 use super::error::{EndpointError, NO_STORE, oauth_json};
 use crate::AppState;
 
@@ -68,12 +70,18 @@ impl TokenForm {
     }
 }
 
-async fn token(State(endpoint): State<Arc<Endpoint>>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(
+    State(endpoint): State<Arc<Endpoint>>,
+    method: Method,
+    headers: HeaderMap,
+    client_ip: Option<axum::Extension<ClientIp>>,
+    body: Bytes,
+) -> Response {
     if method != Method::POST {
         return endpoint.refuse(OAuthError::invalid_request("method not allowed").into());
     }
     let form = TokenForm(url::form_urlencoded::parse(&body).into_owned().collect());
-    let answer = dispatch(&endpoint, &headers, &form).await;
+    let answer = dispatch(&endpoint, &headers, &form, brute_force::ip_of(client_ip)).await;
     if answer.is_ok() {
         endpoint.count_issued(form.get("grant_type"));
     }
@@ -87,7 +95,7 @@ async fn token(State(endpoint): State<Arc<Endpoint>>, method: Method, headers: H
     }
 }
 
-async fn dispatch(endpoint: &Endpoint, headers: &HeaderMap, form: &TokenForm) -> Result<Answer, EndpointError> {
+async fn dispatch(endpoint: &Endpoint, headers: &HeaderMap, form: &TokenForm, ip: Ip) -> Result<Answer, EndpointError> {
     let state = &endpoint.state;
     let grant_type = form.get("grant_type");
     if !endpoint.offered.contains(&grant_type) || grant_type == grant::IMPLICIT {
@@ -98,7 +106,7 @@ async fn dispatch(endpoint: &Endpoint, headers: &HeaderMap, form: &TokenForm) ->
     if grant_type == grant::DEVICE_CODE {
         return device_poll::answer(state, form).await.map(Answer::Other);
     }
-    let client = client_auth::authenticate(state, headers, form).await?;
+    let client = client_auth::authenticate(state, headers, form, ip).await?;
     match grant_type {
         grant::AUTHORIZATION_CODE => {
             let verifier = form.get("code_verifier");
@@ -113,7 +121,7 @@ async fn dispatch(endpoint: &Endpoint, headers: &HeaderMap, form: &TokenForm) ->
         grant::CLIENT_CREDENTIALS => {
             complete(state, &client, client_credentials::ClientCredentialsGrant::new(form)).await
         }
-        grant::PASSWORD => complete(state, &client, password::PasswordGrant::new(form)).await,
+        grant::PASSWORD => complete(state, &client, password::PasswordGrant::new(form, ip)).await,
         grant::TOKEN_EXCHANGE => complete(state, &client, token_exchange::TokenExchangeGrant::new(form)).await,
         other => Err(unsupported(other)),
     }

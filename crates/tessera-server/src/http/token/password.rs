@@ -11,16 +11,19 @@ use tessera_core::scope::{self, EMAIL, FEDERATED_ID, GROUPS, OFFLINE_ACCESS, OPE
 use super::TokenForm;
 use super::pipeline::{Grant, Requested, ScopeRule, Subject};
 use crate::AppState;
+use crate::http::brute_force::{self, Ip};
 use crate::http::error::EndpointError;
 use crate::metrics::LoginOutcome;
 
 pub struct PasswordGrant<'a> {
     form: &'a TokenForm,
+    /// The client address, whose failures the brute-force limits count.
+    ip: Ip,
 }
 
 impl<'a> PasswordGrant<'a> {
-    pub fn new(form: &'a TokenForm) -> Self {
-        Self { form }
+    pub fn new(form: &'a TokenForm, ip: Ip) -> Self {
+        Self { form, ip }
     }
 }
 
@@ -54,18 +57,23 @@ impl Grant for PasswordGrant<'_> {
             return Err(EndpointError::internal("password grant", cause));
         };
         let username = self.form.get("username");
+        let limits = brute_force::limits(state);
+        let attempt = limits.password_attempt(&connector.id, username, self.ip).await?;
         let identity = match login.login(Scopes::from_requested(scopes), username, self.form.get("password")).await {
             Ok(Some(identity)) => {
+                attempt.succeeded().await;
                 state.metrics.login(&connector.id, LoginOutcome::Success);
                 identity
             }
             Ok(None) => {
+                attempt.failed();
                 state.metrics.login(&connector.id, LoginOutcome::InvalidCredentials);
                 return Err(OAuthError::new(ErrorCode::AccessDenied, "Invalid username or password")
                     .with_status(401)
                     .into());
             }
             Err(err) => {
+                attempt.abandoned().await;
                 state.metrics.login(&connector.id, LoginOutcome::Error);
                 // The connector's failure is the client's answer (as in Dex), and the operator's log line.
                 tracing::error!(connector = %connector.id, error = %err, "password connector failed");
