@@ -77,9 +77,11 @@ fn render_form(
     // The checkbox exists only with sessions: without them there is nothing to remember.
     let remember_me = state.sessions.as_ref().map(|s| s.remember_me_default());
     let wait = locked.map(Refused::wait);
-    let page = state
-        .pages
-        .render(status, "password.html", context! { post_url, back, prompt, username, invalid, wait, remember_me });
+    let page = state.pages.render(
+        status,
+        "password.html",
+        context! { post_url, back, prompt, username, invalid, wait, remember_me },
+    );
     match locked {
         Some(refused) => ([refused.header()], page).into_response(),
         None => page,
