@@ -60,7 +60,7 @@ pub async fn preview(args: PreviewArgs) -> ExitCode {
         groups: args.groups,
     };
     let scopes = ["openid".to_owned()];
-    match chain.run(&context(&claims, &args.connector, &args.client, &scopes, "authorization_code")).await {
+    match chain.run(&context(&claims, &args.connector, &args.client, &scopes, "authorization_code", "")).await {
         Ok(enriched) => {
             let shown = json!({ "id_token": enriched.id_token, "access_token": enriched.access_token });
             println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());

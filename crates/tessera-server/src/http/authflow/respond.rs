@@ -70,6 +70,7 @@ pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
             code: code.as_deref(),
             with_id_token: wants("id_token"),
             grant_type: tessera_core::grant::IMPLICIT,
+            redirect_uri: &request.redirect_uri,
         })
         .await;
     let minted = match minted {

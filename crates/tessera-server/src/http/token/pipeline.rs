@@ -121,6 +121,7 @@ pub(crate) async fn complete<G: Grant>(
             code: None,
             with_id_token: subject.with_id_token,
             grant_type: G::TYPE,
+            redirect_uri: "",
         })
         .await?;
     let used_refresh_token = grant.commit(state).await?;
