@@ -1,5 +1,7 @@
 //! Enrichers run in order; a later one wins a key conflict; an error stops everything (no token,
-//! no partial token). Reserved names that still arrive at run time are dropped, logged and counted.
+//! no partial token) unless the enricher's failure policy is `omit`. Reserved names that still arrive
+//! at run time are dropped, logged and counted. Then the CEL [policies](crate::policy) run: the auth
+//! policy, the token filter and the token claims, with the enrichers' claims as `custom`.
 //! What each run cost and how it ended is told to a [`ChainObserver`] (the server's metrics).
 
 use std::sync::Arc;
@@ -8,8 +10,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
+use crate::cel::Input;
+use crate::policy::{Policies, Refusal};
 use crate::reserved::Guard;
 use crate::{ClaimsEnricher, EnrichError, EnrichmentContext};
+
+/// What a failing enricher means for the token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnError {
+    /// No token (the default: a claim the relying party counts on is never silently missing).
+    #[default]
+    Deny,
+    /// The token without this enricher's claims; counted and logged.
+    Omit,
+}
 
 /// Where an enricher's claims go. `/userinfo` and introspection answer from the access token, so
 /// they show what it carries.
@@ -35,6 +49,7 @@ pub struct Link {
     pub grant_types: Vec<String>,
     /// Only for these clients (empty: all).
     pub clients: Vec<String>,
+    pub on_error: OnError,
 }
 
 impl Link {
@@ -46,6 +61,7 @@ impl Link {
             destinations: Destinations::default(),
             grant_types: Vec::new(),
             clients: Vec::new(),
+            on_error: OnError::Deny,
         }
     }
 
@@ -62,13 +78,42 @@ pub struct Enriched {
     pub access_token: Map<String, Value>,
 }
 
-/// Which enricher failed, and why (no claim values: this is logged).
+/// Why the chain gave no claims (no claim values: this is logged).
 #[derive(Debug, thiserror::Error)]
-#[error("custom claims enricher {enricher:?} failed: {error}")]
-pub struct ChainError {
-    pub enricher: String,
-    #[source]
-    pub error: EnrichError,
+pub enum ChainError {
+    /// An enricher whose failure policy is `deny` failed.
+    #[error("custom claims enricher {enricher:?} failed: {error}")]
+    Enricher {
+        enricher: String,
+        #[source]
+        error: EnrichError,
+    },
+    /// A policy refused the login or the token; `message` is for the user.
+    #[error("denied by {origin}")]
+    Denied { origin: String, message: String },
+    /// A policy expression could not be evaluated: no token.
+    #[error("policy {origin}: {error}")]
+    Policy {
+        origin: String,
+        #[source]
+        error: crate::cel::EvalError,
+    },
+}
+
+impl From<Refusal> for ChainError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Denied { origin, message } => ChainError::Denied { origin, message },
+            Refusal::Failed { origin, error } => ChainError::Policy { origin, error },
+        }
+    }
+}
+
+/// Where a claim of the token came from: an enricher or a policy rule (`tessera claims preview`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub claim: String,
+    pub origin: String,
 }
 
 /// Told what happened in the chain. Links are named by their place in it ([`Chain::names`]), so an
@@ -78,6 +123,8 @@ pub trait ChainObserver: Send + Sync {
     fn enriched(&self, link: usize, elapsed: Duration, failure: Option<&EnrichError>);
     /// The link at `link` produced a reserved claim, which was dropped.
     fn reserved_dropped(&self, link: usize);
+    /// The link at `link` failed and its claims were left out (`onError: omit`).
+    fn omitted(&self, _link: usize) {}
 }
 
 #[derive(Default)]
@@ -85,11 +132,17 @@ pub struct Chain {
     links: Vec<Link>,
     reserved_dropped: AtomicU64,
     observer: Option<Arc<dyn ChainObserver>>,
+    policies: Option<Arc<Policies>>,
 }
 
 impl Chain {
     pub fn new(links: Vec<Link>) -> Self {
-        Self { links, reserved_dropped: AtomicU64::new(0), observer: None }
+        Self { links, reserved_dropped: AtomicU64::new(0), observer: None, policies: None }
+    }
+
+    /// The same chain, with the CEL policies run after the enrichers.
+    pub fn with_policies(self, policies: Arc<Policies>) -> Self {
+        Self { policies: (!policies.is_empty()).then_some(policies), ..self }
     }
 
     /// The same chain, telling `observer` about every run of a link.
@@ -102,8 +155,9 @@ impl Chain {
         self.links.iter().filter_map(|link| Some((link.name.as_str(), link.enricher.pool_stats()?))).collect()
     }
 
+    /// No enricher and no policy: nothing to run for a token.
     pub fn is_empty(&self) -> bool {
-        self.links.is_empty()
+        self.links.is_empty() && self.policies.is_none()
     }
 
     pub fn names(&self) -> Vec<&str> {
@@ -116,6 +170,56 @@ impl Chain {
     }
 
     pub async fn run(&self, context: &EnrichmentContext) -> Result<Enriched, ChainError> {
+        self.run_traced(context, None).await
+    }
+
+    /// [`Chain::run`], telling `sources` where each claim came from (later entries win).
+    pub async fn run_traced(
+        &self,
+        context: &EnrichmentContext,
+        mut sources: Option<&mut Vec<Source>>,
+    ) -> Result<Enriched, ChainError> {
+        let mut enriched = self.enrich(context, sources.as_deref_mut()).await?;
+        let Some(policies) = self.policies.as_deref() else {
+            return Ok(enriched);
+        };
+        let auth = policies.auth_needs(&context.client_id).0
+            && crate::policy::AUTH_AT_TOKEN.contains(&context.grant_type.as_str());
+        if !auth && !policies.has_token_policy(&context.client_id) {
+            return Ok(enriched);
+        }
+        let input = Input::new(context, &custom(&enriched));
+        if auth {
+            policies.authorize(&context.client_id, &input)?;
+        }
+        let claims =
+            policies.apply(&context.client_id, &input, &mut [&mut enriched.id_token, &mut enriched.access_token])?;
+        if let Some(sources) = sources {
+            sources.extend(claims.into_iter().map(|c| Source { claim: c.name, origin: c.origin }));
+        }
+        Ok(enriched)
+    }
+
+    /// The auth policy alone, right after a connector vouched for the user: the enrichers run first
+    /// only when a rule for this client reads `custom`.
+    pub async fn authorize(&self, context: &EnrichmentContext) -> Result<(), ChainError> {
+        let Some(policies) = self.policies.as_deref() else {
+            return Ok(());
+        };
+        let (auth, needs_custom) = policies.auth_needs(&context.client_id);
+        if !auth {
+            return Ok(());
+        }
+        let enriched = if needs_custom { self.enrich(context, None).await? } else { Enriched::default() };
+        Ok(policies.authorize(&context.client_id, &Input::new(context, &custom(&enriched)))?)
+    }
+
+    /// The enrichers alone.
+    async fn enrich(
+        &self,
+        context: &EnrichmentContext,
+        mut sources: Option<&mut Vec<Source>>,
+    ) -> Result<Enriched, ChainError> {
         let mut enriched = Enriched::default();
         for (index, link) in self.links.iter().enumerate().filter(|(_, link)| link.applies_to(context)) {
             let mut claims = Map::new();
@@ -124,7 +228,18 @@ impl Chain {
             if let Some(observer) = &self.observer {
                 observer.enriched(index, started.elapsed(), outcome.as_ref().err());
             }
-            outcome.map_err(|error| ChainError { enricher: link.name.clone(), error })?;
+            if let Err(error) = outcome {
+                match link.on_error {
+                    OnError::Deny => return Err(ChainError::Enricher { enricher: link.name.clone(), error }),
+                    OnError::Omit => {
+                        if let Some(observer) = &self.observer {
+                            observer.omitted(index);
+                        }
+                        tracing::warn!(enricher = %link.name, cause = error.cause(), %error, "custom claims enricher failed; its claims are left out (onError: omit)");
+                        continue;
+                    }
+                }
+            }
             for (name, value) in claims {
                 if let Err(reserved) = link.guard.check(&name) {
                     // The start-up checks passed, so the source changed since (a new column, say):
@@ -135,6 +250,9 @@ impl Chain {
                     }
                     tracing::warn!(enricher = %link.name, claim = %name, "dropped a reserved claim: {reserved}");
                     continue;
+                }
+                if let Some(sources) = sources.as_deref_mut() {
+                    sources.push(Source { claim: name.clone(), origin: format!("enricher {:?}", link.name) });
                 }
                 let targets = [
                     (link.destinations.id_token, &mut enriched.id_token),
@@ -149,6 +267,13 @@ impl Chain {
         }
         Ok(enriched)
     }
+}
+
+/// The enrichers' claims as the policies see them (`custom`): every claim, whatever its destination.
+fn custom(enriched: &Enriched) -> Map<String, Value> {
+    let mut all = enriched.id_token.clone();
+    all.extend(enriched.access_token.iter().map(|(k, v)| (k.clone(), v.clone())));
+    all
 }
 
 #[cfg(test)]
@@ -222,7 +347,7 @@ mod tests {
             link("tenants", Failing, Destinations::default()),
         ]);
         let err = chain.run(&EnrichmentContext::default()).await.unwrap_err();
-        assert_eq!(err.enricher, "tenants");
+        assert!(matches!(&err, ChainError::Enricher { enricher, .. } if enricher == "tenants"));
         assert_eq!(err.to_string(), "custom claims enricher \"tenants\" failed: database is down");
     }
 
@@ -237,6 +362,9 @@ mod tests {
         }
         fn reserved_dropped(&self, link: usize) {
             self.0.lock().unwrap().push(format!("{link} dropped"));
+        }
+        fn omitted(&self, link: usize) {
+            self.0.lock().unwrap().push(format!("{link} omitted"));
         }
     }
 
@@ -265,5 +393,59 @@ mod tests {
         let enriched = chain.run(&EnrichmentContext::default()).await.unwrap();
         assert_eq!(Value::Object(enriched.id_token), json!({"org": "acme"}));
         assert_eq!(chain.reserved_dropped(), 2);
+    }
+
+    #[tokio::test]
+    async fn omit_issues_the_token_without_the_failing_enrichers_claims() {
+        let told = Arc::new(Told::default());
+        let mut optional = link("tenants", Failing, Destinations::default());
+        optional.on_error = OnError::Omit;
+        let chain = Chain::new(vec![link("static", Fixed(json!({"org": "acme"})), Destinations::default()), optional])
+            .observed(told.clone());
+        let enriched = chain.run(&EnrichmentContext::default()).await.unwrap();
+        assert_eq!(Value::Object(enriched.id_token), json!({"org": "acme"}));
+        assert_eq!(*told.0.lock().unwrap(), ["0 ok", "1 failed", "1 omitted"]);
+    }
+
+    #[tokio::test]
+    async fn policies_run_after_the_enrichers_and_see_their_claims_as_custom() {
+        use crate::cel::{DEFAULT_COST_BUDGET, Environment};
+        use crate::policy::{Scope, claim_rule, rule};
+        let env = Environment::new(DEFAULT_COST_BUDGET).unwrap();
+        let guard = Guard::default();
+        let mut global = Scope::default();
+        global.auth.push(
+            rule(&env, "authPolicy[0]".into(), "custom.suspended == true", Some("'Your tenant is suspended'")).unwrap(),
+        );
+        global.token.claims.push(
+            claim_rule(
+                &env,
+                &guard,
+                "tokenPolicy.claims[0]".into(),
+                "'features'",
+                "custom.plan == 'enterprise' ? ['sso'] : []",
+                None,
+            )
+            .unwrap(),
+        );
+        let policies = Arc::new(Policies { global, clients: Default::default(), guard });
+        let chain = |row: Value| {
+            Chain::new(vec![link("tenants", Fixed(row), Destinations::default())]).with_policies(policies.clone())
+        };
+        let active = chain(json!({"plan": "enterprise", "suspended": false}));
+        let mut sources = Vec::new();
+        let enriched = active.run_traced(&EnrichmentContext::default(), Some(&mut sources)).await.unwrap();
+        assert_eq!(enriched.id_token["features"], json!(["sso"]));
+        let origins: Vec<String> = sources.iter().map(|s| format!("{} <- {}", s.claim, s.origin)).collect();
+        assert_eq!(
+            origins,
+            ["plan <- enricher \"tenants\"", "suspended <- enricher \"tenants\"", "features <- tokenPolicy.claims[0]"]
+        );
+        let suspended = chain(json!({"plan": "free", "suspended": true}));
+        let refresh = EnrichmentContext { grant_type: "refresh_token".into(), ..EnrichmentContext::default() };
+        let err = suspended.run(&refresh).await.unwrap_err();
+        assert!(matches!(&err, ChainError::Denied { message, .. } if message == "Your tenant is suspended"), "{err}");
+        assert!(suspended.authorize(&EnrichmentContext::default()).await.is_err());
+        assert!(active.authorize(&EnrichmentContext::default()).await.is_ok());
     }
 }

@@ -11,4 +11,6 @@ pub struct EnrichmentContext {
     pub client_id: String,
     pub scopes: Vec<String>,
     pub grant_type: String,
+    /// The client's redirect URI, where the flow has one (the CEL policies' `request.redirect_uri`).
+    pub redirect_uri: String,
 }

@@ -5,14 +5,16 @@
 //! come with tessera: [`StaticEnricher`] (a JSON object) and [`PostgresEnricher`] (one row of a query,
 //! its arguments rendered from `{{.Field}}` [templates](template) and bound as parameters).
 
+pub mod cel;
 mod chain;
 mod context;
+pub mod policy;
 pub mod postgres;
 pub mod reserved;
 mod static_claims;
 pub mod template;
 
-pub use chain::{Chain, ChainError, ChainObserver, Destinations, Enriched, Link};
+pub use chain::{Chain, ChainError, ChainObserver, Destinations, Enriched, Link, OnError, Source};
 pub use context::EnrichmentContext;
 pub use postgres::{OnEmpty, PostgresEnricher, PostgresEnricherSettings};
 pub use static_claims::StaticEnricher;

@@ -99,6 +99,7 @@ pub fn claims_template(data: &[u8]) {
         client_id: "example-app".into(),
         scopes: vec!["openid".into()],
         grant_type: "authorization_code".into(),
+        redirect_uri: "http://127.0.0.1:5555/callback".into(),
     };
     let _ = template.render(&context);
     assert_eq!(template.source(), source);

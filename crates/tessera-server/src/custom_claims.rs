@@ -34,10 +34,11 @@ pub async fn build_chain(config: &Config) -> Result<Chain, ClaimsSetupError> {
             destinations: enricher.destinations,
             grant_types: enricher.grant_types.clone(),
             clients: enricher.clients.clone(),
+            on_error: enricher.on_error,
             ..Link::new(enricher.name.clone(), built)
         });
     }
-    Ok(Chain::new(links))
+    Ok(Chain::new(links).with_policies(config.policies.clone()))
 }
 
 /// What the enrichers are told about a token being minted.
@@ -47,6 +48,7 @@ pub fn context(
     client_id: &str,
     scopes: &[String],
     grant_type: &str,
+    redirect_uri: &str,
 ) -> EnrichmentContext {
     EnrichmentContext {
         identity: claims.clone(),
@@ -54,5 +56,6 @@ pub fn context(
         client_id: client_id.to_owned(),
         scopes: scopes.to_vec(),
         grant_type: grant_type.to_owned(),
+        redirect_uri: redirect_uri.to_owned(),
     }
 }

@@ -9,8 +9,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tessera_claims::{Chain, ChainError, Enriched};
 use tessera_core::clock::Clock;
+use tessera_core::error::{ErrorCode, OAuthError};
 use tessera_core::id::new_id;
-use tessera_core::model::{Claims, Client};
+use tessera_core::model::{AuthRequest, Claims, Client};
 use tessera_core::scope::cross_client_peer;
 use tessera_core::token::{Payload, TokenContext, token_claims};
 use tessera_jose::left_half_hash;
@@ -36,6 +37,8 @@ pub struct MintRequest<'a> {
     pub grant_type: &'a str,
     /// The browser session behind the login (sessions on): the `sid` claim.
     pub session_id: Option<&'a str>,
+    /// The client's redirect URI where the flow has one (`request.redirect_uri` in CEL policies).
+    pub redirect_uri: &'a str,
 }
 
 pub struct Minted {
@@ -118,6 +121,9 @@ pub enum IssueError {
         #[source]
         source: ChainError,
     },
+    /// A CEL policy refused: the message is the operator's, for the user.
+    #[error("client {client:?}, grant {grant}: denied by {origin}")]
+    Denied { client: String, grant: String, origin: String, message: String },
     #[error("no signing key")]
     NoKey,
     #[error("{0}")]
@@ -128,8 +134,22 @@ pub enum IssueError {
 
 impl From<IssueError> for EndpointError {
     fn from(err: IssueError) -> Self {
-        EndpointError::internal("minting a token failed", err)
+        match err {
+            IssueError::Denied { grant, message, .. } => policy_denial(&grant, message),
+            err => EndpointError::internal("minting a token failed", err),
+        }
     }
+}
+
+/// A policy's refusal as the client sees it: a refresh is `invalid_grant` (the grant no longer
+/// holds), anything else `access_denied`, with the policy's message.
+fn policy_denial(grant: &str, message: String) -> EndpointError {
+    let error = if grant == tessera_core::grant::REFRESH_TOKEN {
+        OAuthError::invalid_grant(message)
+    } else {
+        OAuthError::new(ErrorCode::AccessDenied, message).with_status(403)
+    };
+    EndpointError::Protocol(error)
 }
 
 pub struct TokenIssuer {
@@ -171,11 +191,13 @@ impl TokenIssuer {
                 request.client_id,
                 request.scopes,
                 request.grant_type,
+                request.redirect_uri,
             );
-            self.claims.run(&context).await.map_err(|source| IssueError::Claims {
-                client: request.client_id.to_owned(),
-                grant: request.grant_type.to_owned(),
-                source,
+            let client = request.client_id.to_owned();
+            let grant = request.grant_type.to_owned();
+            self.claims.run(&context).await.map_err(|source| match source {
+                ChainError::Denied { origin, message } => IssueError::Denied { client, grant, origin, message },
+                source => IssueError::Claims { client, grant, source },
             })?
         };
         let keys = self.signer.active().ok_or(IssueError::NoKey)?;
@@ -207,6 +229,32 @@ impl TokenIssuer {
             None
         };
         Ok(Minted { access_token, id_token, expires_in: self.lifetime.whole_seconds() })
+    }
+
+    /// The CEL auth policy for a login the connector just vouched for (the enrichers run first when a
+    /// rule reads `custom`): a refusal is `access_denied` with the policy's message, logged.
+    pub async fn authorize_login(&self, request: &AuthRequest, claims: &Claims) -> Result<(), EndpointError> {
+        let grant = if request.response_types.iter().any(|t| t == "code") {
+            tessera_core::grant::AUTHORIZATION_CODE
+        } else {
+            tessera_core::grant::IMPLICIT
+        };
+        let context = custom_claims::context(
+            claims,
+            &request.connector_id,
+            &request.client_id,
+            &request.scopes,
+            grant,
+            &request.redirect_uri,
+        );
+        match self.claims.authorize(&context).await {
+            Ok(()) => Ok(()),
+            Err(ChainError::Denied { origin, message }) => {
+                tracing::info!(client = %request.client_id, connector = %request.connector_id, policy = %origin, "login denied by policy");
+                Err(policy_denial(grant, message))
+            }
+            Err(err) => Err(EndpointError::internal("evaluating the auth policy failed", err)),
+        }
     }
 
     /// Dex checks cross-client trust again when signing: a peer that stopped trusting the client (or

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tessera_claims::reserved::Guard;
 use tessera_claims::template::Template;
-use tessera_claims::{Destinations, OnEmpty, PostgresEnricherSettings, StaticEnricher};
+use tessera_claims::{Destinations, OnEmpty, OnError, PostgresEnricherSettings, StaticEnricher};
 
 use super::diagnostics::Diagnostics;
 use super::env::Env;
@@ -63,6 +63,14 @@ fn enricher(m: &mut Map, d: &mut Diagnostics, env: &Env) -> Option<EnricherConfi
         }
     }
     let clients = m.strings(d, "clients");
+    let on_error = match m.string(d, "onError").as_deref() {
+        None | Some("deny") => OnError::Deny,
+        Some("omit") => OnError::Omit,
+        Some(other) => {
+            d.error(m.line_of("onError"), &m.key_path("onError"), format!("{other:?} is not deny or omit"));
+            OnError::Deny
+        }
+    };
     let source = match kind.as_deref()? {
         "static" => {
             let line = m.line_of("claims");
@@ -120,7 +128,7 @@ fn enricher(m: &mut Map, d: &mut Diagnostics, env: &Env) -> Option<EnricherConfi
             return None;
         }
     };
-    Some(EnricherConfig { name: name?, source, destinations, guard, grant_types, clients })
+    Some(EnricherConfig { name: name?, source, destinations, guard, grant_types, clients, on_error })
 }
 
 fn destinations(m: &mut Map, d: &mut Diagnostics) -> Destinations {
@@ -160,6 +168,7 @@ fn from_environment(d: &mut Diagnostics, env: &Env) -> Vec<EnricherConfig> {
                     guard: Guard::default(),
                     grant_types: Vec::new(),
                     clients: Vec::new(),
+                    on_error: OnError::Deny,
                 }),
                 Err(err) => d.error(0, ENV_STATIC, err),
             },
@@ -199,6 +208,7 @@ fn from_environment(d: &mut Diagnostics, env: &Env) -> Vec<EnricherConfig> {
                 guard: Guard::default(),
                 grant_types: Vec::new(),
                 clients: Vec::new(),
+                on_error: OnError::Deny,
             });
         }
     }

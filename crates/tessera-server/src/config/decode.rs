@@ -43,7 +43,8 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
     let signer = signer(&mut top, d, strict, &expiry);
     let oauth2 = top.map(d, "oauth2").map(|m| oauth2(m, d, strict)).unwrap_or_default();
 
-    let static_clients = statics::clients(&mut top, d, env, strict, flags.sessions_enabled);
+    let mut policies = super::policy::PolicyReader::new();
+    let static_clients = statics::clients(&mut top, d, env, strict, flags.sessions_enabled, &mut policies);
     let enable_password_db = top.bool(d, "enablePasswordDB").unwrap_or(false);
     let static_passwords = statics::passwords(&mut top, d, env, strict);
     if !static_passwords.is_empty() && !enable_password_db {
@@ -56,6 +57,7 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
         d.error(top.line_of("oauth2"), "oauth2.passwordConnector", format!("no connector has the id {name:?}"));
     }
     let custom_claims = super::claims::custom_claims(&mut top, d, env, strict);
+    policies.top_level(&mut top, d, strict);
     let sessions = super::sessions::sessions(&mut top, d, strict, flags.sessions_enabled);
     let rate_limits = super::rate_limits::rate_limits(&mut top, d, strict);
     if top.node("mfa").is_some() {
@@ -89,6 +91,7 @@ pub fn decode(root: &mut Node, env: &Env, flags: &Flags, d: &mut Diagnostics) ->
         static_passwords,
         connectors,
         custom_claims,
+        policies: policies.finish(),
         sessions,
         rate_limits,
         request_limits: RequestLimits::default(),

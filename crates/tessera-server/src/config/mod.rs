@@ -10,6 +10,7 @@ mod diagnostics;
 mod duration;
 pub mod env;
 mod model;
+mod policy;
 mod rate_limits;
 mod reader;
 mod sessions;

@@ -30,6 +30,8 @@ pub struct Config {
     pub connectors: Vec<Connector>,
     /// Custom-claims enrichers, in the order they run.
     pub custom_claims: Vec<EnricherConfig>,
+    /// Dex's CEL `authPolicy` and `tokenPolicy`, global and per client, compiled and checked.
+    pub policies: std::sync::Arc<tessera_claims::policy::Policies>,
     /// Browser sessions: `Some` exactly when `DEX_SESSIONS_ENABLED=true`.
     pub sessions: Option<Sessions>,
     /// `rateLimits:`, the brute-force limits (on by default).
@@ -109,6 +111,8 @@ pub struct EnricherConfig {
     /// Only for these grant types / clients (empty: all).
     pub grant_types: Vec<String>,
     pub clients: Vec<String>,
+    /// What its failure means: no token (`deny`, the default) or a token without its claims (`omit`).
+    pub on_error: tessera_claims::OnError,
 }
 
 #[derive(Debug, Clone)]

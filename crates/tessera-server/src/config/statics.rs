@@ -64,7 +64,14 @@ fn value_or_env(
     }
 }
 
-pub fn clients(top: &mut Map, d: &mut Diagnostics, env: &Env, strict: bool, sessions: bool) -> Vec<Client> {
+pub fn clients(
+    top: &mut Map,
+    d: &mut Diagnostics,
+    env: &Env,
+    strict: bool,
+    sessions: bool,
+    policies: &mut super::policy::PolicyReader,
+) -> Vec<Client> {
     let mut clients = Vec::new();
     let mut ids = HashSet::new();
     for (path, node) in top.list(d, "staticClients") {
@@ -118,6 +125,7 @@ pub fn clients(top: &mut Map, d: &mut Diagnostics, env: &Env, strict: bool, sess
             }
         }
         m.not_yet(d, "mfaChain", "MFA is not supported");
+        policies.client(&mut m, d, strict, id.as_deref());
         if let Some(id) = id
             && !ids.insert(id.clone())
         {

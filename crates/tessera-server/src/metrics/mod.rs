@@ -91,6 +91,7 @@ pub struct Metrics {
     enrichment_duration: HistogramVec,
     enrichment_failures: IntCounterVec,
     reserved_dropped: IntCounterVec,
+    enrichment_omitted: IntCounterVec,
     storage_times: Arc<StorageTimes>,
     pool_max: IntGaugeVec,
     pool_in_use: IntGaugeVec,
@@ -286,6 +287,16 @@ impl Metrics {
                     &["enricher"],
                 )?,
             )?,
+            enrichment_omitted: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "tessera_claims_enrichment_omitted_total",
+                        "Tokens issued without a failed enricher's claims (its onError: omit), by enricher.",
+                    ),
+                    &["enricher"],
+                )?,
+            )?,
             storage_times: Arc::new(StorageTimes { by_operation }),
             pool_max: pool_gauge("tessera_pool_connections_max", "The most connections a pool opens.")?,
             pool_in_use: pool_gauge(
@@ -355,6 +366,7 @@ impl Metrics {
             &self.enrichment_duration,
             &self.enrichment_failures,
             &self.reserved_dropped,
+            &self.enrichment_omitted,
         ))
     }
 

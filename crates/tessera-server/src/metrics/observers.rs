@@ -28,6 +28,7 @@ struct Link {
     name: String,
     duration: Option<Histogram>,
     dropped: Option<IntCounter>,
+    omitted: Option<IntCounter>,
 }
 
 /// The custom-claims metrics of one chain, its links in the chain's order.
@@ -42,6 +43,7 @@ impl ClaimsObserver {
         duration: &HistogramVec,
         failures: &IntCounterVec,
         reserved_dropped: &IntCounterVec,
+        omitted: &IntCounterVec,
     ) -> Self {
         let links = names
             .iter()
@@ -49,6 +51,7 @@ impl ClaimsObserver {
                 name: (*name).to_owned(),
                 duration: child(duration, &[name]),
                 dropped: child(reserved_dropped, &[name]),
+                omitted: child(omitted, &[name]),
             })
             .collect();
         Self { links, failures: failures.clone() }
@@ -70,6 +73,12 @@ impl ChainObserver for ClaimsObserver {
 
     fn reserved_dropped(&self, link: usize) {
         if let Some(counter) = self.links.get(link).and_then(|link| link.dropped.as_ref()) {
+            counter.inc();
+        }
+    }
+
+    fn omitted(&self, link: usize) {
+        if let Some(counter) = self.links.get(link).and_then(|link| link.omitted.as_ref()) {
             counter.inc();
         }
     }

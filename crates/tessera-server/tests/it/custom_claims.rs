@@ -12,14 +12,14 @@ use crate::browser::{Browser, params};
 use crate::login::{APP, APP_SECRET, code_query, redeem, redeem_code, server_with_env, verify};
 use crate::serve::{Running, postgres_url};
 
-const ADMIN_ID: &str = "08a8684b-db88-4b73-90a9-3cd1661f5466";
-const SEED_QUERY: &str = "SELECT role, org, plan FROM users WHERE user_id = $1 AND email = $2 LIMIT 1";
+pub const ADMIN_ID: &str = "08a8684b-db88-4b73-90a9-3cd1661f5466";
+pub const SEED_QUERY: &str = "SELECT role, org, plan FROM users WHERE user_id = $1 AND email = $2 LIMIT 1";
 
 /// A fresh database holding the seed's `users` table, with a row for the password database's admin.
 pub struct ClaimsDb {
-    admin: PgConnectOptions,
-    name: String,
-    uri: String,
+    pub admin: PgConnectOptions,
+    pub name: String,
+    pub uri: String,
     pub conn: PgConnection,
 }
 
@@ -54,7 +54,7 @@ impl ClaimsDb {
         Env::from_pairs(pairs)
     }
 
-    async fn set_available(&self, available: bool) {
+    pub async fn set_available(&self, available: bool) {
         let mut control = self.admin.connect().await.unwrap();
         control
             .execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {} ALLOW_CONNECTIONS {available}", self.name)))
@@ -73,7 +73,7 @@ impl ClaimsDb {
 }
 
 /// The admin logs in through the password form (consent skipped) and the app gets a code.
-async fn admin_code(running: &Running, scope: &str) -> String {
+pub async fn admin_code(running: &Running, scope: &str) -> String {
     let browser = Browser::new(APP);
     let url = format!("{}/dex/auth/local?{}", running.base, code_query(scope));
     let form = browser.follow(browser.get(&url).await).await;
@@ -81,7 +81,7 @@ async fn admin_code(running: &Running, scope: &str) -> String {
     params(back.location.as_ref().expect("back at the app"), false)["code"].clone()
 }
 
-const SKIP_CONSENT: &str = "oauth2:\n  skipApprovalScreen: true\n";
+pub const SKIP_CONSENT: &str = "oauth2:\n  skipApprovalScreen: true\n";
 
 #[tokio::test]
 async fn the_seed_example_end_to_end() {

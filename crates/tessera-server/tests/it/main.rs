@@ -3,6 +3,7 @@
 
 mod authproxy;
 mod browser;
+mod cel_policies;
 mod chromium;
 mod config;
 mod custom_claims;

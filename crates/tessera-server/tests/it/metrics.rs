@@ -23,7 +23,7 @@ const SKIP_CONSENT: &str = "oauth2:\n  skipApprovalScreen: true\n";
 
 /// One line of the exposition.
 #[derive(Debug)]
-struct Sample {
+pub(crate) struct Sample {
     name: String,
     labels: BTreeMap<String, String>,
     value: f64,
@@ -37,7 +37,7 @@ impl Sample {
 }
 
 /// The samples of a text exposition (Prometheus' text format, without timestamps).
-fn parse_exposition(text: &str) -> Vec<Sample> {
+pub(crate) fn parse_exposition(text: &str) -> Vec<Sample> {
     text.lines().filter(|line| !line.is_empty() && !line.starts_with('#')).map(parse_line).collect()
 }
 
@@ -82,7 +82,7 @@ fn parse_line(line: &str) -> Sample {
 }
 
 /// The value of the one series of `name` with these labels (among others); 0 when there is none yet.
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     let matching: Vec<&Sample> = samples
         .iter()
         .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
@@ -95,7 +95,7 @@ fn series(samples: &[Sample]) -> BTreeSet<String> {
     samples.iter().map(Sample::series).collect()
 }
 
-async fn scrape_text(running: &Running) -> String {
+pub(crate) async fn scrape_text(running: &Running) -> String {
     assert!(!running.telemetry.is_empty(), "the server has a telemetry listener");
     let response = reqwest::get(format!("{}/metrics", running.telemetry)).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);

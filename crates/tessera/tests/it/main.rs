@@ -273,6 +273,7 @@ fn claims_preview_shows_what_a_token_would_carry() {
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["id_token"]["plan"], "pro");
     assert_eq!(shown["access_token"]["policy"]["pgrole"], "authn");
+    assert_eq!(shown["sources"]["plan"], "enricher \"env-static\"");
 
     let bad = Command::new(BIN)
         .args(["claims", "preview", config.to_str().unwrap(), "--user-id", "u-1"])
@@ -281,6 +282,59 @@ fn claims_preview_shows_what_a_token_would_carry() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("DEX_CUSTOM_CLAIMS_STATIC: claim \"sub\" is reserved"), "{}", text(&bad.stderr));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn claims_preview_shows_which_policy_rule_set_a_claim_or_denies() {
+    let dir = temp_dir("preview-cel");
+    let path = dir.join("cel.yaml");
+    std::fs::write(
+        &path,
+        "issuer: https://id.example/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:0\nenablePasswordDB: true
+authPolicy:
+- expression: \"!identity.email.endsWith('@acme.example')\"
+  message: \"'Only acme.example accounts'\"
+tokenPolicy:
+  claims:
+  - key: \"'features'\"
+    value: \"custom.plan == 'pro' ? ['sso'] : []\"
+  - key: \"'plan'\"
+    value: \"custom.plan.upperAscii()\"
+",
+    )
+    .unwrap();
+    let preview = |email: &str| {
+        Command::new(BIN)
+            .args(["claims", "preview", path.to_str().unwrap(), "--user-id", "u-1", "--email", email])
+            .env("DEX_CUSTOM_CLAIMS_STATIC", r#"{"plan": "pro", "org": "acme"}"#)
+            .output()
+            .unwrap()
+    };
+    let out = preview("alice@acme.example");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["id_token"], serde_json::json!({"plan": "PRO", "org": "acme", "features": ["sso"]}));
+    assert_eq!(
+        shown["sources"],
+        serde_json::json!({"org": "enricher \"env-static\"", "plan": "tokenPolicy.claims[1]", "features": "tokenPolicy.claims[0]"})
+    );
+    let out = preview("mallory@evil.example");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "denied: authPolicy[0] refuses this login or token: Only acme.example accounts"
+    );
+    let out = Command::new(BIN).args(["check-config", path.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::write(&path, "issuer: https://id.example/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:0\nauthPolicy:\n- expression: identity.emial == ''\n").unwrap();
+    let out = Command::new(BIN).args(["check-config", path.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(":7: authPolicy[0].expression: identity has no field \"emial\""),
+        "{}",
+        text(&out.stderr)
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -21,6 +21,9 @@ pub async fn finalize_login(
     identity: Identity,
     remember_me: bool,
 ) -> Response {
+    if let Err(denied) = state.issuer.authorize_login(&request, &identity.claims).await {
+        return denied.into_page(&state.pages);
+    }
     let now = state.clock.now();
     // The session first: its ID goes on the auth request, to become the tokens' `sid`.
     let recorded = match &state.sessions {

@@ -72,6 +72,7 @@ pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
             with_id_token: wants("id_token"),
             grant_type: tessera_core::grant::IMPLICIT,
             session_id: Some(request.session_id.as_str()),
+            redirect_uri: &request.redirect_uri,
         })
         .await;
     let minted = match minted {

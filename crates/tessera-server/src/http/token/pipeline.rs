@@ -125,6 +125,7 @@ pub(crate) async fn complete<G: Grant>(
             with_id_token: subject.with_id_token,
             grant_type: G::TYPE,
             session_id: subject.session_id.as_deref(),
+            redirect_uri: "",
         })
         .await?;
     let used_refresh_token = grant.commit(state).await?;
