@@ -8,6 +8,7 @@ pub enum StorageSettings {
     Memory,
     Sqlite(SqliteSettings),
     Postgres(Box<PostgresSettings>),
+    Mysql(Box<MysqlSettings>),
 }
 
 impl StorageSettings {
@@ -17,6 +18,7 @@ impl StorageSettings {
             StorageSettings::Memory => "memory",
             StorageSettings::Sqlite(_) => "sqlite3",
             StorageSettings::Postgres(_) => "postgres",
+            StorageSettings::Mysql(_) => "mysql",
         }
     }
 }
@@ -43,6 +45,10 @@ pub struct PostgresSettings {
     pub conn_max_lifetime: Option<Duration>,
     pub ssl: PostgresSsl,
 }
+
+/// Dex's `mysql` storage keys: the same as `postgres` (Dex's `NetworkDB` and `SSL`), but `ssl.mode`
+/// takes the MySQL driver's values (`true`, `false`, `skip-verify`, `preferred`).
+pub type MysqlSettings = PostgresSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PostgresSsl {

@@ -160,16 +160,16 @@ fn storage(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSetti
             config.finish(d, strict);
             file.map(|file| StorageSettings::Sqlite(SqliteSettings { file: PathBuf::from(file) }))
         }
-        (Some("postgres"), Some(config)) => postgres(config, d, strict),
-        (Some("sqlite3" | "postgres"), None) => {
+        (Some(kind @ ("postgres" | "mysql")), Some(config)) => network_database(kind, config, d, strict),
+        (Some("sqlite3" | "postgres" | "mysql"), None) => {
             d.error(m.line, "storage.config", "is required for this storage type");
             None
         }
-        (Some(other @ ("mysql" | "etcd" | "kubernetes")), _) => {
+        (Some(other @ ("etcd" | "kubernetes")), _) => {
             d.error(
                 line,
                 "storage.type",
-                format!("{other:?} is not supported by tessera (use memory, sqlite3 or postgres)"),
+                format!("{other:?} is not supported by tessera (use memory, sqlite3, postgres or mysql)"),
             );
             None
         }
@@ -177,7 +177,7 @@ fn storage(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSetti
             d.error(
                 line,
                 "storage.type",
-                format!("unknown storage type {other:?} (expected memory, sqlite3 or postgres)"),
+                format!("unknown storage type {other:?} (expected memory, sqlite3, postgres or mysql)"),
             );
             None
         }
@@ -186,7 +186,8 @@ fn storage(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSetti
     settings
 }
 
-fn postgres(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSettings> {
+/// Dex's `postgres` and `mysql` keys, which are the same but for the values `ssl.mode` takes.
+fn network_database(kind: &str, mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSettings> {
     let seconds = |v: Option<i64>| v.filter(|s| *s > 0).map(|s| Duration::from_secs(s as u64));
     let mut settings = PostgresSettings {
         database: m.string(d, "database").unwrap_or_default(),
@@ -207,7 +208,11 @@ fn postgres(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSett
             cert_file: ssl.string(d, "certFile").map(PathBuf::from),
             key_file: ssl.string(d, "keyFile").map(PathBuf::from),
         };
-        let known = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+        let known: &[&str] = if kind == "mysql" {
+            &tessera_storage::mysql::SSL_MODES
+        } else {
+            &["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+        };
         if let Some(mode) = &settings.ssl.mode
             && !known.contains(&mode.as_str())
         {
@@ -220,7 +225,11 @@ fn postgres(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSett
         ssl.finish(d, strict);
     }
     m.finish(d, strict);
-    Some(StorageSettings::Postgres(Box::new(settings)))
+    Some(if kind == "mysql" {
+        StorageSettings::Mysql(Box::new(settings))
+    } else {
+        StorageSettings::Postgres(Box::new(settings))
+    })
 }
 
 /// `host:port`, `:port` or `[v6]:port`, as Go's net.Listen takes them.

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
+use sqlx::mysql::MySqlConnectOptions;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor};
 use tessera_storage::memory::MemoryBackend;
+use tessera_storage::mysql::MysqlBackend;
 use tessera_storage::pool::PoolLimits;
 use tessera_storage::postgres::PostgresBackend;
 use tessera_storage::sqlite::SqliteBackend;
@@ -22,6 +24,7 @@ enum Cleanup {
     Nothing,
     Directory(std::path::PathBuf),
     Database { admin: PgConnectOptions, name: String, backend: PostgresBackend },
+    MysqlDatabase { admin: MySqlConnectOptions, name: String, backend: MysqlBackend },
 }
 
 impl Harness {
@@ -37,6 +40,13 @@ impl Harness {
                 if let Ok(mut conn) = admin.connect().await {
                     let _ =
                         conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+                    let _ = conn.close().await;
+                }
+            }
+            Cleanup::MysqlDatabase { admin, name, backend } => {
+                backend.close().await;
+                if let Ok(mut conn) = admin.connect().await {
+                    let _ = conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).await;
                     let _ = conn.close().await;
                 }
             }
@@ -96,6 +106,40 @@ pub async fn postgres() -> Option<Harness> {
     })
 }
 
+/// The MariaDB (or MySQL) server the test script started, or `None` (with a loud note) without one;
+/// under CI a missing server is a failure.
+pub fn mysql_admin_options() -> Option<MySqlConnectOptions> {
+    match std::env::var("TESSERA_TEST_MYSQL_URL") {
+        Ok(url) => Some(url.parse().expect("TESSERA_TEST_MYSQL_URL is not a valid mysql URL")),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but TESSERA_TEST_MYSQL_URL is not: run the tests through scripts/test.sh")
+        }
+        Err(_) => {
+            eprintln!("SKIPPED: TESSERA_TEST_MYSQL_URL is not set; MySQL tests did not run (use scripts/test.sh)");
+            None
+        }
+    }
+}
+
+/// A new, empty database on the MySQL test server: the admin options and its name.
+pub async fn fresh_mysql_database() -> Option<(MySqlConnectOptions, String)> {
+    let admin = mysql_admin_options()?;
+    let name = format!("tessera_test_{}", tessera_core::id::new_id());
+    let mut conn = admin.connect().await.expect("cannot connect to TESSERA_TEST_MYSQL_URL");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+    conn.close().await.unwrap();
+    Some((admin, name))
+}
+
+pub async fn mysql() -> Option<Harness> {
+    let (admin, name) = fresh_mysql_database().await?;
+    let backend = MysqlBackend::connect(admin.clone().database(&name), pool_of(10)).await.unwrap();
+    Some(Harness {
+        storage: Storage::new(Arc::new(backend.clone())),
+        cleanup: Cleanup::MysqlDatabase { admin, name, backend },
+    })
+}
+
 macro_rules! conformance_suite {
     ($backend:ident) => {
         mod $backend {
@@ -145,3 +189,4 @@ macro_rules! conformance_suite {
 conformance_suite!(memory);
 conformance_suite!(sqlite);
 conformance_suite!(postgres);
+conformance_suite!(mysql);
