@@ -6,6 +6,7 @@
 pub mod config;
 pub mod connectors;
 pub mod custom_claims;
+pub mod dex_import;
 pub mod grpc;
 pub mod http;
 pub mod logging;

@@ -6,6 +6,7 @@
 //! semantics (the same design as Dex's etcd backend: one JSON document per key, versioned for CAS).
 
 mod backend;
+pub mod dex;
 mod entity;
 mod error;
 pub mod memory;

@@ -95,5 +95,6 @@ fn flags(env: &Env, d: &mut Diagnostics) -> Flags {
         continue_on_connector_failure: flag("DEX_CONTINUE_ON_CONNECTOR_FAILURE", true),
         sessions_enabled: flag("DEX_SESSIONS_ENABLED", false),
         api_connectors_crud: flag("DEX_API_CONNECTORS_CRUD", false),
+        import_dex: flag("TESSERA_IMPORT_DEX", true),
     }
 }

@@ -116,6 +116,8 @@ pub struct Flags {
     pub sessions_enabled: bool,
     /// Connector CRUD through the gRPC API (Dex's `DEX_API_CONNECTORS_CRUD`, off by default).
     pub api_connectors_crud: bool,
+    /// tessera's own: import a Dex's state on the first start (`TESSERA_IMPORT_DEX`, on by default).
+    pub import_dex: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

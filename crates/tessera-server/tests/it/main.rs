@@ -6,6 +6,8 @@ mod browser;
 mod chromium;
 mod config;
 mod custom_claims;
+mod dex_db;
+mod dex_import;
 mod discovery_and_keys;
 mod grants;
 mod grpc;

@@ -74,7 +74,7 @@ fn check_config_reports_every_error_with_exit_code_2() {
     let file = path.display();
     for expected in [
         format!(
-            "error: {file}:3: storage.type: unknown storage type \"cassandra\" (expected memory, sqlite3 or postgres)"
+            "error: {file}:3: storage.type: unknown storage type \"cassandra\" (expected memory, sqlite3, postgres or mysql)"
         ),
         format!(
             "error: {file}:5: web.http: \"nowhere\" is not a listen address (expected host:port, e.g. 0.0.0.0:5556)"
@@ -113,6 +113,43 @@ fn an_unreachable_database_stops_start_up_with_exit_code_2() {
             "{command}: {stderr}"
         );
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn import_dex_from_an_unreachable_source_exits_2_and_writes_nothing() {
+    let dir = temp_dir("import-unreachable");
+    let tessera = dev_config(&dir);
+    let dex = dir.join("dex-pg.yaml");
+    std::fs::write(
+        &dex,
+        "issuer: https://id.example\nstorage:\n  type: postgres\n  config:\n    host: 127.0.0.1\n    port: 1\n    database: dex\n    ssl:\n      mode: disable\nweb:\n  http: 127.0.0.1:0\n",
+    )
+    .unwrap();
+    let out = run(&["import-dex", tessera.to_str().unwrap(), "--from", dex.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("error: cannot reach Dex's storage at postgres 127.0.0.1:1/dex:"), "{stderr}");
+    assert!(!dir.join("dex.db").exists(), "tessera's storage was not even opened");
+
+    let missing = dir.join("missing.yaml");
+    std::fs::write(&missing, "issuer: https://id.example\nstorage:\n  type: sqlite3\n  config:\n    file: /nonexistent/dex.db\nweb:\n  http: 127.0.0.1:0\n").unwrap();
+    let out = run(&["import-dex", tessera.to_str().unwrap(), "--from", missing.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot reach Dex's storage at sqlite3 /nonexistent/dex.db: no such file"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn import_dex_without_dex_tables_says_so() {
+    let dir = temp_dir("import-empty");
+    let tessera = dev_config(&dir);
+    // The check opens (and so creates) tessera's own storage: a database with no Dex tables in it.
+    assert!(run(&["check-config", tessera.to_str().unwrap()]).status.success());
+    let out = run(&["import-dex", tessera.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no Dex tables in sqlite3 "), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
