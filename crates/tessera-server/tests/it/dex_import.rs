@@ -171,7 +171,8 @@ async fn swap_keeps_everything(dialect: Dialect) {
     db.create_schema().await;
     seed(&db).await;
     let port = free_port();
-    let running = start(config(&db, port, &Env::default()), Arc::new(TestClock::new(now()))).await;
+    let clock = Arc::new(TestClock::new(now()));
+    let running = start(config(&db, port, &Env::default()), clock.clone()).await;
     let storage = running.state.storage.clone();
 
     // The keys: Dex's signing key still signs, and both of its keys are published.
@@ -237,6 +238,13 @@ async fn swap_keeps_everything(dialect: Dialect) {
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let claims = verify(&running, tokens["id_token"].as_str().unwrap(), "dex-mock-app").await;
     assert_eq!(claims["sub"], encode_subject("0-385-28089-0", "api-mock"));
+
+    // Once Dex's rotation time comes, tessera rotates as usual and keeps publishing Dex's key.
+    clock.advance(time::Duration::seconds(3 * 3600 + 1));
+    running.state.signer.rotate_and_load().await.unwrap();
+    let rotated: Keys = storage.get_keys().await.unwrap();
+    assert_ne!(rotated.signing_key_pub.as_ref().unwrap()["kid"], dex_signing_key()["kid"], "a new key signs");
+    assert!(rotated.verification_keys.iter().any(|k| k.public_key["kid"] == dex_signing_key()["kid"]));
 
     // What did not decode, or has no tessera counterpart, was left out; the rest is there.
     assert!(storage.get::<Client>("broken-app").await.is_err());
