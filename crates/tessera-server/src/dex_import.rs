@@ -290,7 +290,8 @@ pub async fn import_on_first_start(
     }
     let state = match tessera_storage::dex::read(&config.storage).await {
         Ok(state) => state,
-        Err(DexReadError::NoDexTables { .. }) => return Ok(None),
+        // No Dex here, or a storage whose Dex layout tessera does not read (etcd): nothing to import.
+        Err(DexReadError::NoDexTables { .. } | DexReadError::Unsupported(_)) => return Ok(None),
         Err(err) => return Err(err.into()),
     };
     let report = import(storage, state, ImportOptions::default()).await?;

@@ -9,6 +9,7 @@ pub enum StorageSettings {
     Sqlite(SqliteSettings),
     Postgres(Box<PostgresSettings>),
     Mysql(Box<MysqlSettings>),
+    Etcd(Box<EtcdSettings>),
 }
 
 impl StorageSettings {
@@ -19,6 +20,7 @@ impl StorageSettings {
             StorageSettings::Sqlite(_) => "sqlite3",
             StorageSettings::Postgres(_) => "postgres",
             StorageSettings::Mysql(_) => "mysql",
+            StorageSettings::Etcd(_) => "etcd",
         }
     }
 }
@@ -54,6 +56,25 @@ pub type MysqlSettings = PostgresSettings;
 pub struct PostgresSsl {
     /// libpq's `sslmode`; Dex defaults to `verify-full`.
     pub mode: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+/// Dex's `etcd` storage keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EtcdSettings {
+    /// `host:port` or `http(s)://host:port`; without a scheme, https when a CA or client certificate is set.
+    pub endpoints: Vec<String>,
+    /// Prepended to every key, to share a cluster.
+    pub namespace: String,
+    pub username: String,
+    pub password: String,
+    pub ssl: EtcdSsl,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EtcdSsl {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,

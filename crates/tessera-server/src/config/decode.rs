@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tessera_core::client_ip::{ClientIpRule, Network};
 use tessera_core::grant::ALL_GRANT_TYPES;
-use tessera_storage::{PostgresSettings, PostgresSsl, SqliteSettings, StorageSettings};
+use tessera_storage::{EtcdSettings, EtcdSsl, PostgresSettings, PostgresSsl, SqliteSettings, StorageSettings};
 use url::Url;
 
 use super::diagnostics::Diagnostics;
@@ -161,15 +161,16 @@ fn storage(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSetti
             file.map(|file| StorageSettings::Sqlite(SqliteSettings { file: PathBuf::from(file) }))
         }
         (Some(kind @ ("postgres" | "mysql")), Some(config)) => network_database(kind, config, d, strict),
-        (Some("sqlite3" | "postgres" | "mysql"), None) => {
+        (Some("etcd"), Some(config)) => etcd(config, d, strict),
+        (Some("sqlite3" | "postgres" | "mysql" | "etcd"), None) => {
             d.error(m.line, "storage.config", "is required for this storage type");
             None
         }
-        (Some(other @ ("etcd" | "kubernetes")), _) => {
+        (Some(other @ "kubernetes"), _) => {
             d.error(
                 line,
                 "storage.type",
-                format!("{other:?} is not supported by tessera (use memory, sqlite3, postgres or mysql)"),
+                format!("{other:?} is not supported by tessera (use memory, sqlite3, postgres, mysql or etcd)"),
             );
             None
         }
@@ -177,7 +178,7 @@ fn storage(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSetti
             d.error(
                 line,
                 "storage.type",
-                format!("unknown storage type {other:?} (expected memory, sqlite3, postgres or mysql)"),
+                format!("unknown storage type {other:?} (expected memory, sqlite3, postgres, mysql or etcd)"),
             );
             None
         }
@@ -230,6 +231,41 @@ fn network_database(kind: &str, mut m: Map, d: &mut Diagnostics, strict: bool) -
     } else {
         StorageSettings::Postgres(Box::new(settings))
     })
+}
+
+/// Dex's `etcd` keys.
+fn etcd(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSettings> {
+    let endpoints = m.strings(d, "endpoints");
+    if endpoints.is_empty() {
+        d.error(m.line, &m.key_path("endpoints"), "is required (e.g. [http://127.0.0.1:2379])");
+    }
+    let mut settings = EtcdSettings {
+        endpoints,
+        namespace: m.string(d, "namespace").unwrap_or_default(),
+        username: m.string(d, "username").unwrap_or_default(),
+        password: m.string(d, "password").unwrap_or_default(),
+        ssl: EtcdSsl::default(),
+    };
+    if let Some(mut ssl) = m.map(d, "ssl") {
+        if ssl.string(d, "serverName").is_some_and(|name| !name.is_empty()) {
+            d.error(
+                ssl.line_of("serverName"),
+                &ssl.key_path("serverName"),
+                "is not supported by tessera: name the endpoint by the name its certificate carries",
+            );
+        }
+        settings.ssl = EtcdSsl {
+            ca_file: ssl.string(d, "caFile").map(PathBuf::from),
+            cert_file: ssl.string(d, "certFile").map(PathBuf::from),
+            key_file: ssl.string(d, "keyFile").map(PathBuf::from),
+        };
+        if settings.ssl.cert_file.is_some() != settings.ssl.key_file.is_some() {
+            d.error(ssl.line, &ssl.key_path("certFile"), "certFile and keyFile go together");
+        }
+        ssl.finish(d, strict);
+    }
+    m.finish(d, strict);
+    Some(StorageSettings::Etcd(Box::new(settings)))
 }
 
 /// `host:port`, `:port` or `[v6]:port`, as Go's net.Listen takes them.

@@ -74,7 +74,7 @@ fn check_config_reports_every_error_with_exit_code_2() {
     let file = path.display();
     for expected in [
         format!(
-            "error: {file}:3: storage.type: unknown storage type \"cassandra\" (expected memory, sqlite3, postgres or mysql)"
+            "error: {file}:3: storage.type: unknown storage type \"cassandra\" (expected memory, sqlite3, postgres, mysql or etcd)"
         ),
         format!(
             "error: {file}:5: web.http: \"nowhere\" is not a listen address (expected host:port, e.g. 0.0.0.0:5556)"
