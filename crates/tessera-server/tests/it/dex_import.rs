@@ -391,3 +391,36 @@ async fn a_database_without_dex_tables_starts_fresh() {
     assert!(matches!(tessera_storage::dex::read(&settings).await, Err(DexReadError::NoDexTables { .. })));
     db.drop().await;
 }
+
+/// Replicas starting together on Dex's database each run the import: every object is written once,
+/// and none of them makes a key over Dex's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_starting_together_import_once_and_keep_dexs_key() {
+    let Some(db) = DexDb::empty(Dialect::Postgres).await else { return };
+    db.create_schema().await;
+    seed(&db).await;
+    let clock = Arc::new(TestClock::new(now()));
+    let mut starting = Vec::new();
+    for _ in 0..3 {
+        let config = config(&db, free_port(), &Env::default());
+        let clock = clock.clone();
+        starting.push(tokio::spawn(async move { start(config, clock).await }));
+    }
+    let mut replicas = Vec::new();
+    for replica in starting {
+        replicas.push(replica.await.unwrap());
+    }
+    for replica in &replicas {
+        let keys = replica.state.storage.get_keys().await.unwrap();
+        assert_eq!(keys.signing_key_pub.unwrap()["kid"], dex_signing_key()["kid"]);
+    }
+    let storage = &replicas[0].state.storage;
+    let stored: Vec<Client> = storage.list().await.unwrap();
+    assert_eq!(stored.iter().filter(|c| c.id.starts_with("dex-")).count(), 2);
+    let token = storage.get_versioned::<RefreshToken>(REFRESH_ID).await.unwrap();
+    assert!(format!("{token:?}").contains("version: 1"), "written once: {token:?}");
+    for replica in replicas {
+        replica.shutdown().await;
+    }
+    db.drop().await;
+}

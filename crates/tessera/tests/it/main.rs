@@ -117,6 +117,22 @@ fn an_unreachable_database_stops_start_up_with_exit_code_2() {
 }
 
 #[test]
+fn an_unreachable_etcd_stops_start_up_with_exit_code_2() {
+    let dir = temp_dir("etcd-unreachable");
+    let path = dir.join("etcd.yaml");
+    std::fs::write(
+        &path,
+        "issuer: https://id.example\nstorage:\n  type: etcd\n  config:\n    endpoints: [127.0.0.1:1]\nweb:\n  http: 127.0.0.1:0\n",
+    )
+    .unwrap();
+    let out = run(&["check-config", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("storage (etcd): etcd storage error: cannot reach etcd: http://127.0.0.1:1"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn import_dex_from_an_unreachable_source_exits_2_and_writes_nothing() {
     let dir = temp_dir("import-unreachable");
     let tessera = dev_config(&dir);
