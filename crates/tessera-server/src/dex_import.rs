@@ -67,11 +67,12 @@ impl ImportReport {
 
     /// One line per kind, then one per object left out: what the command prints and `serve` logs.
     pub fn lines(&self) -> Vec<String> {
+        let version =
+            if self.schema_version > 0 { format!(" (schema version {})", self.schema_version) } else { String::new() };
         let mut lines = vec![format!(
-            "{} Dex's state from {} (schema version {})",
+            "{} Dex's state from {}{version}",
             if self.dry_run { "dry run: would import" } else { "imported" },
             self.source,
-            self.schema_version
         )];
         for k in &self.kinds {
             if k.short_lived {
@@ -290,7 +291,7 @@ pub async fn import_on_first_start(
     }
     let state = match tessera_storage::dex::read(&config.storage).await {
         Ok(state) => state,
-        // No Dex here, or a storage whose Dex layout tessera does not read (etcd): nothing to import.
+        // No Dex here, or a storage whose Dex layout tessera does not read: nothing to import.
         Err(DexReadError::NoDexTables { .. } | DexReadError::Unsupported(_)) => return Ok(None),
         Err(err) => return Err(err.into()),
     };

@@ -73,6 +73,8 @@ pub struct EtcdBackend {
     http: reqwest::Client,
     /// `http(s)://host:port` of each endpoint; requests go to the first that answers.
     endpoints: Vec<String>,
+    /// Dex's `namespace`: every key starts with it.
+    namespace: String,
     prefix: String,
     credentials: Option<(String, String)>,
     token: std::sync::Arc<tokio::sync::RwLock<Option<String>>>,
@@ -111,6 +113,7 @@ impl EtcdBackend {
         let backend = Self {
             http: http.build().map_err(err)?,
             endpoints,
+            namespace: settings.namespace.clone(),
             prefix: format!("{}tessera/", settings.namespace),
             credentials: (!settings.username.is_empty())
                 .then(|| (settings.username.clone(), settings.password.clone())),
@@ -219,6 +222,25 @@ impl EtcdBackend {
 
     async fn range(&self, body: Value) -> Result<Vec<KeyValue>, StorageError> {
         Ok(self.call::<RangeResponse>("/v3/kv/range", &body).await?.kvs)
+    }
+
+    /// Every (key, value) whose key starts with `{namespace}{prefix}`, in key order, the namespace cut
+    /// off the keys: for reading what Dex's etcd storage keeps beside tessera's.
+    pub(crate) async fn read_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let start = format!("{}{prefix}", self.namespace);
+        let mut end = start.clone().into_bytes();
+        match end.last_mut() {
+            Some(last) if *last < 0xff => *last += 1,
+            _ => end.push(0),
+        }
+        let body = json!({ "key": STANDARD.encode(&start), "range_end": STANDARD.encode(end) });
+        let mut found = Vec::new();
+        for kv in self.range(body).await? {
+            let key = STANDARD.decode(kv.key.as_deref().unwrap_or_default()).map_err(err)?;
+            let key = String::from_utf8_lossy(&key).trim_start_matches(self.namespace.as_str()).to_owned();
+            found.push((key, STANDARD.decode(&kv.value).map_err(err)?));
+        }
+        Ok(found)
     }
 }
 

@@ -59,9 +59,12 @@ fn free_port() -> u16 {
 }
 
 fn config(db: &DexDb, port: u16, env: &Env) -> tessera_server::config::Config {
+    config_for(&db.storage_yaml, port, env)
+}
+
+fn config_for(storage_yaml: &str, port: u16, env: &Env) -> tessera_server::config::Config {
     let text = format!(
-        "issuer: http://127.0.0.1:{port}/dex\nstorage:\n{}web:\n  http: 127.0.0.1:{port}\nenablePasswordDB: true\noauth2:\n  skipApprovalScreen: true\n  passwordConnector: local\n  grantTypes: [authorization_code, refresh_token, password]\n",
-        db.storage_yaml
+        "issuer: http://127.0.0.1:{port}/dex\nstorage:\n{storage_yaml}web:\n  http: 127.0.0.1:{port}\nenablePasswordDB: true\noauth2:\n  skipApprovalScreen: true\n  passwordConnector: local\n  grantTypes: [authorization_code, refresh_token, password]\n"
     );
     parse(&text, "tessera.yaml", env).unwrap().config
 }
@@ -173,6 +176,13 @@ async fn swap_keeps_everything(dialect: Dialect) {
     let port = free_port();
     let clock = Arc::new(TestClock::new(now()));
     let running = start(config(&db, port, &Env::default()), clock.clone()).await;
+    check_swap(&running, &clock).await;
+    running.shutdown().await;
+    db.drop().await;
+}
+
+/// Every point of the acceptance, on a server that started on Dex's state.
+async fn check_swap(running: &Running, clock: &TestClock) {
     let storage = running.state.storage.clone();
 
     // The keys: Dex's signing key still signs, and both of its keys are published.
@@ -186,9 +196,9 @@ async fn swap_keeps_everything(dialect: Dialect) {
     // An ID token Dex signed before the swap verifies against tessera's /keys and opens /userinfo.
     let issuer = running.state.config.issuer.clone();
     let dex_token = dex_id_token(&issuer);
-    let claims = verify(&running, &dex_token, "dex-api-app").await;
+    let claims = verify(running, &dex_token, "dex-api-app").await;
     assert_eq!(claims["sub"], encode_subject(JANE_ID, "local"));
-    let (status, info) = bearer_userinfo(&running, &dex_token).await;
+    let (status, info) = bearer_userinfo(running, &dex_token).await;
     assert_eq!(status, StatusCode::OK, "{info}");
     assert_eq!(info["sub"], encode_subject(JANE_ID, "local"));
     assert_eq!(info["email"], "jane@example.com");
@@ -196,11 +206,11 @@ async fn swap_keeps_everything(dialect: Dialect) {
     // A refresh token in Dex's format is redeemed, rotated, and its offline session kept.
     let dex_refresh = encode_refresh_token(REFRESH_ID, REFRESH_SECRET);
     let form = [("grant_type", "refresh_token"), ("refresh_token", dex_refresh.as_str())];
-    let (status, tokens) = redeem(&running, &form, Some(("dex-api-app", "dex-secret"))).await;
+    let (status, tokens) = redeem(running, &form, Some(("dex-api-app", "dex-secret"))).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let rotated = tokens["refresh_token"].as_str().unwrap();
     assert_ne!(rotated, dex_refresh, "rotated");
-    let claims = verify(&running, tokens["id_token"].as_str().unwrap(), "dex-api-app").await;
+    let claims = verify(running, tokens["id_token"].as_str().unwrap(), "dex-api-app").await;
     assert_eq!(claims["sub"], encode_subject(JANE_ID, "local"), "the sub Dex gave");
     assert_eq!(
         tokens["id_token"].as_str().map(|t| jsonwebtoken::decode_header(t).unwrap().kid),
@@ -209,10 +219,10 @@ async fn swap_keeps_everything(dialect: Dialect) {
     );
     let session = storage.get_offline_sessions(JANE_ID, "local").await.unwrap();
     assert_eq!(session.refresh["dex-api-app"].id, REFRESH_ID, "the offline session still names the token");
-    let (status, again) = redeem(&running, &form, Some(("dex-api-app", "dex-secret"))).await;
+    let (status, again) = redeem(running, &form, Some(("dex-api-app", "dex-secret"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "the old secret is spent: {again}");
     let next = [("grant_type", "refresh_token"), ("refresh_token", rotated)];
-    assert_eq!(redeem(&running, &next, Some(("dex-api-app", "dex-secret"))).await.0, StatusCode::OK);
+    assert_eq!(redeem(running, &next, Some(("dex-api-app", "dex-secret"))).await.0, StatusCode::OK);
 
     // The password made through Dex's API, with the client made through it.
     let password = [
@@ -221,22 +231,22 @@ async fn swap_keeps_everything(dialect: Dialect) {
         ("password", "password"),
         ("scope", "openid email"),
     ];
-    let (status, tokens) = redeem(&running, &password, Some(("dex-api-app", "dex-secret"))).await;
+    let (status, tokens) = redeem(running, &password, Some(("dex-api-app", "dex-secret"))).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
-    let claims = verify(&running, tokens["id_token"].as_str().unwrap(), "dex-api-app").await;
+    let claims = verify(running, tokens["id_token"].as_str().unwrap(), "dex-api-app").await;
     assert_eq!(claims["sub"], encode_subject(JANE_ID, "local"));
 
     // The connector made through Dex's API, through its login form, for the client limited to it.
     let browser = Browser::new("http://127.0.0.1:5555");
     let query = code_query("openid email").replace("client_id=example-app", "client_id=dex-mock-app");
-    let form = browser.follow(browser.get(&auth_url(&running, &query)).await).await;
+    let form = browser.follow(browser.get(&auth_url(running, &query)).await).await;
     assert_eq!(form.status, StatusCode::OK, "{}", form.body);
     let back = browser.submit(&form, &[("login", "kilgore"), ("password", "secret")], None).await;
     let code = params(back.location.as_deref().unwrap_or_else(|| panic!("{}", back.body)), false)["code"].clone();
     let exchange = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
-    let (status, tokens) = redeem(&running, &exchange, Some(("dex-mock-app", "mock-secret"))).await;
+    let (status, tokens) = redeem(running, &exchange, Some(("dex-mock-app", "mock-secret"))).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
-    let claims = verify(&running, tokens["id_token"].as_str().unwrap(), "dex-mock-app").await;
+    let claims = verify(running, tokens["id_token"].as_str().unwrap(), "dex-mock-app").await;
     assert_eq!(claims["sub"], encode_subject("0-385-28089-0", "api-mock"));
 
     // Once Dex's rotation time comes, tessera rotates as usual and keeps publishing Dex's key.
@@ -250,9 +260,6 @@ async fn swap_keeps_everything(dialect: Dialect) {
     assert!(storage.get::<Client>("broken-app").await.is_err());
     assert!(storage.get::<Connector>("corp-saml").await.is_err());
     assert!(storage.get::<AuthCode>("code-1").await.is_err(), "short-lived objects are not imported");
-
-    running.shutdown().await;
-    db.drop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,4 +430,104 @@ async fn replicas_starting_together_import_once_and_keep_dexs_key() {
         replica.shutdown().await;
     }
     db.drop().await;
+}
+
+/// The etcd a test script started, or `None` (loudly); a failure under CI.
+fn etcd_url() -> Option<String> {
+    match std::env::var("TESSERA_TEST_ETCD_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var_os("CI").is_some() => panic!("CI is set but TESSERA_TEST_ETCD_URL is not"),
+        Err(_) => {
+            eprintln!("SKIPPED: TESSERA_TEST_ETCD_URL is not set; the etcd swap test did not run");
+            None
+        }
+    }
+}
+
+/// Writes one key through etcd's JSON gateway.
+async fn etcd_put(url: &str, key: &str, value: &[u8]) {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let body = json!({ "key": b64(key.as_bytes()), "value": b64(value) });
+    let response = reqwest::Client::new().post(format!("{url}/v3/kv/put")).json(&body).send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+}
+
+/// The same state as `seed`, as Dex's etcd storage keeps it: its key prefixes, Dex's storage types for
+/// clients, passwords and connectors (a hash and a connector config in base64, the config under `email`),
+/// its etcd types for the rest.
+async fn seed_etcd(url: &str, namespace: &str) {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let issued = rfc3339(now() - time::Duration::hours(1));
+    let claims = json!({
+        "userID": JANE_ID, "username": "jane", "preferredUsername": "jd", "email": "jane@example.com",
+        "emailVerified": true, "groups": ["admins"]
+    });
+    let client = |id: &str, secret: &str, name: &str, allowed: Value| {
+        json!({
+            "id": id, "idEnv": "", "secret": secret, "secretEnv": "", "redirectURIs": [REDIRECT],
+            "postLogoutRedirectURIs": null, "backchannelLogoutURI": "", "refreshTokenLifetime": "",
+            "trustedPeers": null, "public": false, "name": name, "logoURL": "", "allowedConnectors": allowed,
+            "mfaChain": null, "ssoSharedWith": null
+        })
+    };
+    let values: Vec<(String, Vec<u8>)> = vec![
+        ("openid-connect-keys".into(), json!({
+            "signing_key": dex_signing_key(),
+            "signing_key_pub": public_half(&dex_signing_key()),
+            "verification_keys": [{ "publicKey": public_half(&dex_old_key()), "expiry": rfc3339(now() + time::Duration::hours(1)) }],
+            "next_rotation": rfc3339(now() + time::Duration::hours(3)),
+        }).to_string().into_bytes()),
+        ("client/dex-api-app".into(), client("dex-api-app", "dex-secret", "Dex API App", Value::Null).to_string().into_bytes()),
+        ("client/dex-mock-app".into(), client("dex-mock-app", "mock-secret", "Dex Mock App", json!(["api-mock"])).to_string().into_bytes()),
+        ("client/broken-app".into(), br#"{"id": "broken-app", "redirectURIs": "#.to_vec()),
+        ("password/jane@example.com".into(), json!({
+            "email": "jane@example.com", "hash": b64(JANE_HASH.as_bytes()), "hashFromEnv": "", "username": "jane",
+            "name": "Jane Doe", "preferredUsername": "jd", "userID": JANE_ID, "groups": ["admins"]
+        }).to_string().into_bytes()),
+        ("connector/api-mock".into(), json!({
+            "id": "api-mock", "type": "mockPassword", "name": "API Mock", "resourceVersion": "1",
+            "email": b64(br#"{"username":"kilgore","password":"secret"}"#)
+        }).to_string().into_bytes()),
+        ("connector/corp-saml".into(), json!({
+            "id": "corp-saml", "type": "saml", "name": "Corporate SAML", "resourceVersion": "1",
+            "email": b64(br#"{"ssoURL":"https://idp.example/sso"}"#)
+        }).to_string().into_bytes()),
+        (format!("refresh_token/{REFRESH_ID}"), json!({
+            "id": REFRESH_ID, "token": REFRESH_SECRET, "obsolete_token": "", "created_at": issued, "last_used": issued,
+            "client_id": "dex-api-app", "connector_id": "local", "connector_data": null, "claims": claims,
+            "scopes": ["openid", "email", "offline_access"], "nonce": ""
+        }).to_string().into_bytes()),
+        (format!("offline_session/{}|local", JANE_ID.to_lowercase()), json!({
+            "user_id": JANE_ID, "conn_id": "local",
+            "refresh": { "dex-api-app": { "ID": REFRESH_ID, "ClientID": "dex-api-app", "CreatedAt": issued, "LastUsed": issued, "SessionID": "" } }
+        }).to_string().into_bytes()),
+        ("auth_code/code-1".into(), json!({
+            "ID": "code-1", "clientID": "dex-api-app", "redirectURI": REDIRECT, "scopes": ["openid"],
+            "connectorID": "local", "claims": claims, "expiry": rfc3339(now() + time::Duration::minutes(5)),
+            "auth_time": "0001-01-01T00:00:00Z"
+        }).to_string().into_bytes()),
+    ];
+    for (key, value) in values {
+        etcd_put(url, &format!("{namespace}{key}"), &value).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swap_on_etcd_keeps_tokens_logins_and_subjects() {
+    let Some(url) = etcd_url() else { return };
+    let namespace = format!("dex-{}/", tessera_core::id::new_id());
+    seed_etcd(&url, &namespace).await;
+    let storage_yaml = format!("  type: etcd\n  config:\n    endpoints: [{url}]\n    namespace: {namespace}\n");
+    let clock = Arc::new(TestClock::new(now()));
+    let running = start(config_for(&storage_yaml, free_port(), &Env::default()), clock.clone()).await;
+    check_swap(&running, &clock).await;
+    running.shutdown().await;
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut end = namespace.clone().into_bytes();
+    *end.last_mut().unwrap() += 1;
+    let body = json!({ "key": b64(namespace.as_bytes()), "range_end": b64(&end) });
+    reqwest::Client::new().post(format!("{url}/v3/kv/deleterange")).json(&body).send().await.unwrap();
 }

@@ -1,4 +1,5 @@
-//! Reading a Dex's own storage, as Dex's SQL migrations and CRUD code leave it (`storage/sql` in Dex),
+//! Reading a Dex's own storage, as Dex's SQL migrations and CRUD code leave it (`storage/sql` in Dex)
+//! or as its etcd storage keeps it (`storage/etcd`),
 //! so that tessera can take over a running Dex without anyone logging in again. Read only: nothing
 //! here writes to Dex's tables, so going back to Dex stays possible.
 //!
@@ -6,6 +7,7 @@
 //! named in [`DexState::skipped`] rather than failing the whole read.
 
 mod decode;
+mod etcd;
 mod read;
 
 use serde_json::Value;
@@ -21,7 +23,7 @@ pub use read::read;
 pub struct DexState {
     /// What was read, for messages: `sqlite3 /var/dex/dex.db`, `postgres db:5432/dex`.
     pub source: String,
-    /// The number of Dex migrations applied (Dex's `migrations` table).
+    /// The number of Dex migrations applied (Dex's `migrations` table); 0 on etcd, which has none.
     pub schema_version: i64,
     pub keys: Option<DexKeys>,
     pub clients: Vec<Client>,
@@ -67,8 +69,8 @@ pub enum DexReadError {
     /// The database could not be reached or opened.
     #[error("cannot reach Dex's storage at {source_name}: {message}")]
     Unreachable { source_name: String, message: String },
-    /// The database has no Dex tables (no `migrations` table).
-    #[error("no Dex tables in {source_name} (Dex's `migrations` table is missing)")]
+    /// The database has no Dex tables (no `migrations` table), or the etcd namespace no Dex keys.
+    #[error("no Dex state in {source_name} (no Dex tables, or no Dex keys in the etcd namespace)")]
     NoDexTables { source_name: String },
     /// Dex's schema is at a version this tessera cannot read.
     #[error(

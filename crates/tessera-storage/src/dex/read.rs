@@ -87,7 +87,7 @@ pub async fn read(settings: &StorageSettings) -> Result<DexState, DexReadError> 
             state
         }
         StorageSettings::Memory => Err(DexReadError::Unsupported("memory")),
-        StorageSettings::Etcd(_) => Err(DexReadError::Unsupported("etcd")),
+        StorageSettings::Etcd(etcd) => super::etcd::read(etcd).await,
     }
 }
 

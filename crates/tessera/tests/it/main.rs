@@ -165,7 +165,7 @@ fn import_dex_without_dex_tables_says_so() {
     let out = run(&["import-dex", tessera.to_str().unwrap()]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("no Dex tables in sqlite3 "), "{stderr}");
+    assert!(stderr.contains("no Dex state in sqlite3 "), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
