@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
+/// The server suite's Dex database builder, shared rather than copied.
+#[allow(dead_code)]
+#[path = "../../../tessera-server/tests/it/dex_db.rs"]
+mod dex_db;
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -129,6 +134,51 @@ fn an_unreachable_etcd_stops_start_up_with_exit_code_2() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("storage (etcd): etcd storage error: cannot reach etcd: http://127.0.0.1:1"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn import_dex_prints_its_counts_is_idempotent_and_names_what_it_left_out() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = runtime.block_on(dex_db::DexDb::empty(dex_db::Dialect::Sqlite)) else { return };
+    runtime.block_on(db.create_schema());
+    let client = |id: &str, redirects: &str| {
+        format!(
+            "INSERT INTO client (id, secret, redirect_uris, trusted_peers, public, name, logo_url) VALUES ('{id}', 's', {}, {}, 0, 'App', '');\n",
+            db.bytes(redirects.as_bytes()),
+            db.bytes(b"null")
+        )
+    };
+    runtime.block_on(db.execute(&client("cli-app", r#"["http://127.0.0.1:5555/callback"]"#)));
+    let dir = temp_dir("import-cli");
+    let config = dir.join("tessera.yaml");
+    std::fs::write(
+        &config,
+        format!("issuer: http://127.0.0.1:5556/dex\nstorage:\n{}web:\n  http: 127.0.0.1:0\n", db.storage_yaml),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    let dry = run(&["import-dex", config, "--dry-run"]);
+    let stdout = text(&dry.stdout);
+    assert_eq!(dry.status.code(), Some(0), "{stdout}{}", text(&dry.stderr));
+    assert!(stdout.starts_with("dry run: would import Dex's state from sqlite3 "), "{stdout}");
+    assert!(stdout.contains("(schema version 23)"), "{stdout}");
+    assert!(stdout.contains("clients           found     1  imported     1  already present     0"), "{stdout}");
+
+    let first = run(&["import-dex", config]);
+    assert_eq!(first.status.code(), Some(0));
+    assert!(text(&first.stdout).contains("clients           found     1  imported     1"));
+    let again = run(&["import-dex", config]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(text(&again.stdout).contains("clients           found     1  imported     0  already present     1"));
+
+    runtime.block_on(db.execute(&client("bad-app", "[oops")));
+    let partial = run(&["import-dex", config]);
+    assert_eq!(partial.status.code(), Some(1), "a row left out is not a success");
+    assert!(text(&partial.stdout).contains("skipped client \"bad-app\": column redirect_uris: invalid JSON"));
+    assert!(text(&partial.stderr).contains("1 of Dex's objects were not imported"));
+    runtime.block_on(db.drop());
     std::fs::remove_dir_all(dir).unwrap();
 }
 
