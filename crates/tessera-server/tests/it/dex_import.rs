@@ -396,6 +396,9 @@ async fn a_database_without_dex_tables_starts_fresh() {
     running.shutdown().await;
     let settings = config(&db, 1, &Env::default()).storage;
     assert!(matches!(tessera_storage::dex::read(&settings).await, Err(DexReadError::NoDexTables { .. })));
+    // Another program's `migrations` table, even one with a `num` column, is not Dex's.
+    db.execute("CREATE TABLE migrations (num integer not null, at timestamp not null);\nINSERT INTO migrations VALUES (99, '2026-01-01 00:00:00');\n").await;
+    assert!(matches!(tessera_storage::dex::read(&settings).await, Err(DexReadError::NoDexTables { .. })));
     db.drop().await;
 }
 

@@ -119,11 +119,18 @@ macro_rules! dex_reader {
                 message: e.to_string(),
             };
 
-            // Dex's own version table; without it this is no Dex database.
-            let has_migrations: Result<Vec<$row>, _> =
-                sqlx::query("SELECT num FROM migrations WHERE 1 = 0").fetch_all(&mut *conn).await;
-            if has_migrations.is_err() {
-                return Err(DexReadError::NoDexTables { source_name: source });
+            // Dex's version table and two of its tables; without them this is no Dex database (another
+            // program's `migrations` table alone must not make tessera refuse to start).
+            let probes = [
+                "SELECT num FROM migrations WHERE 1 = 0".to_owned(),
+                "SELECT id, secret FROM client WHERE 1 = 0".to_owned(),
+                format!("SELECT id, signing_key FROM {} WHERE 1 = 0", dialect.keys_table),
+            ];
+            for probe in probes {
+                let found: Result<Vec<$row>, _> = sqlx::query(sqlx::AssertSqlSafe(probe)).fetch_all(&mut *conn).await;
+                if found.is_err() {
+                    return Err(DexReadError::NoDexTables { source_name: source });
+                }
             }
             let version: i64 = sqlx::query_scalar::<_, Option<i64>>(dialect.version_sql)
                 .fetch_one(&mut *conn)
