@@ -251,6 +251,11 @@ async fn check_swap(running: &Running, clock: &TestClock) {
 
     // Once Dex's rotation time comes, tessera rotates as usual and keeps publishing Dex's key.
     clock.advance(time::Duration::seconds(3 * 3600 + 1));
+    assert_eq!(
+        bearer_userinfo(running, &dex_token).await.0,
+        StatusCode::FORBIDDEN,
+        "Dex's token has expired (403, as Dex)"
+    );
     running.state.signer.rotate_and_load().await.unwrap();
     let rotated: Keys = storage.get_keys().await.unwrap();
     assert_ne!(rotated.signing_key_pub.as_ref().unwrap()["kid"], dex_signing_key()["kid"], "a new key signs");
