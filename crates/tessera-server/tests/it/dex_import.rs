@@ -54,7 +54,7 @@ fn public_half(jwk: &Value) -> Value {
     public
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -62,7 +62,7 @@ fn config(db: &DexDb, port: u16, env: &Env) -> tessera_server::config::Config {
     config_for(&db.storage_yaml, port, env)
 }
 
-fn config_for(storage_yaml: &str, port: u16, env: &Env) -> tessera_server::config::Config {
+pub fn config_for(storage_yaml: &str, port: u16, env: &Env) -> tessera_server::config::Config {
     let text = format!(
         "issuer: http://127.0.0.1:{port}/dex\nstorage:\n{storage_yaml}web:\n  http: 127.0.0.1:{port}\nenablePasswordDB: true\noauth2:\n  skipApprovalScreen: true\n  passwordConnector: local\n  grantTypes: [authorization_code, refresh_token, password]\n"
     );

@@ -18,6 +18,7 @@ mod log_capture;
 mod login;
 mod logs;
 mod metrics;
+mod mysql_storage;
 mod oidc;
 mod pages;
 mod request_ids;
