@@ -9,6 +9,7 @@ mod custom_claims;
 mod dex_db;
 mod dex_import;
 mod discovery_and_keys;
+mod etcd_storage;
 mod grants;
 mod grpc;
 mod https;
