@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test of tessera against real services: installs what is missing (PostgreSQL, slapd, promtool,
+# Runs every test of tessera against real services: installs what is missing (PostgreSQL, slapd, MariaDB, etcd, promtool,
 # Chromium and chromedriver with apt-get as root, oidc-provider with npm, grpcio-tools with pip), starts a
-# throwaway PostgreSQL and OpenLDAP on free loopback ports, runs the suite, and stops what it started, on
+# throwaway PostgreSQL, OpenLDAP, MariaDB and etcd on free loopback ports, runs the suite, and stops what it started, on
 # failure too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/apt.sh
 source scripts/lib/postgres.sh
 source scripts/lib/ldap.sh
+source scripts/lib/mariadb.sh
+source scripts/lib/etcd.sh
 
 command -v cargo >/dev/null || { log "cargo is missing: install the Rust toolchain first"; exit 1; }
 # The browser test drives Debian's Chromium through chromedriver.
@@ -42,15 +44,30 @@ cleanup() {
   local status=$?
   pg_stop "$scratch"
   ldap_stop "$scratch"
+  mariadb_stop "$scratch"
+  etcd_stop "$scratch"
   rm -rf "$scratch"
   exit "$status"
 }
 trap cleanup EXIT INT TERM
 
+# MariaDB and etcd (the mysql and etcd storages' tests) start in the background while PostgreSQL and
+# slapd start.
+mariadb_install
+etcd_install
+(mariadb_start "$scratch" && echo "$MYSQL_URL" > "$scratch/mysql.url") &
+mariadb_starting=$!
+(etcd_start "$scratch" && echo "$ETCD_URL" > "$scratch/etcd.url") &
+etcd_starting=$!
 pg_start "$scratch"
 export TESSERA_TEST_POSTGRES_URL="$POSTGRES_URL"
 ldap_start "$scratch"
 export TESSERA_TEST_LDAP_URL="$LDAP_URL" TESSERA_TEST_LDAP_CA="$LDAP_CA"
+wait "$mariadb_starting" || { log "MariaDB did not start"; exit 1; }
+wait "$etcd_starting" || { log "etcd did not start"; exit 1; }
+TESSERA_TEST_MYSQL_URL=$(cat "$scratch/mysql.url")
+TESSERA_TEST_ETCD_URL=$(cat "$scratch/etcd.url")
+export TESSERA_TEST_MYSQL_URL TESSERA_TEST_ETCD_URL
 
 log "checking formatting and lints"
 cargo fmt --all -- --check

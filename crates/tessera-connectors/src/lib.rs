@@ -20,7 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use identity::{ConnectorError, Identity, Scopes};
-pub use open::{OpenedConnector, open};
+pub use open::{IMPLEMENTED_TYPES, OpenedConnector, open};
 
 /// A connector that checks a username and password itself (local database, LDAP, mockPassword).
 #[async_trait]

@@ -29,6 +29,10 @@ impl OpenedConnector {
     }
 }
 
+/// The connector types [`open`] implements (what an import from Dex can carry over).
+pub const IMPLEMENTED_TYPES: &[&str] =
+    &["local", "mockCallback", "mockPassword", "oidc", "oauth", "github", "authproxy", "ldap"];
+
 /// Opens a connector of a type tessera implements (discovering an OIDC upstream); `Config` error for
 /// other types.
 pub async fn open(connector: &Connector, storage: &Storage) -> Result<OpenedConnector, ConnectorError> {

@@ -32,14 +32,14 @@ impl PartialEq for PublicKey {
 
 impl Eq for PublicKey {}
 
-fn b64(jwk: &Value, field: &str) -> Result<Vec<u8>, JoseError> {
+pub(crate) fn b64(jwk: &Value, field: &str) -> Result<Vec<u8>, JoseError> {
     let text =
         jwk.get(field).and_then(Value::as_str).ok_or_else(|| JoseError::InvalidKey(format!("JWK has no {field}")))?;
     URL_SAFE_NO_PAD.decode(text).map_err(|_| JoseError::InvalidKey(format!("JWK {field} is not base64url")))
 }
 
 /// DER of one ASN.1 element: tag, definite length, contents.
-fn der(tag: u8, contents: &[u8]) -> Vec<u8> {
+pub(crate) fn der(tag: u8, contents: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = contents.len();
     match len {
@@ -52,7 +52,7 @@ fn der(tag: u8, contents: &[u8]) -> Vec<u8> {
 }
 
 /// A big-endian unsigned integer as a DER INTEGER (minimal, non-negative).
-fn der_unsigned(big_endian: &[u8]) -> Vec<u8> {
+pub(crate) fn der_unsigned(big_endian: &[u8]) -> Vec<u8> {
     let digits = match big_endian.iter().position(|b| *b != 0) {
         Some(first) => &big_endian[first..],
         None => &[0u8][..],

@@ -80,7 +80,7 @@ impl PrivateKey {
         Self::from_pkcs8(new_kid()?, alg, pkcs8)
     }
 
-    fn from_pkcs8(kid: String, alg: Algorithm, pkcs8: Vec<u8>) -> Result<Self, JoseError> {
+    pub(crate) fn from_pkcs8(kid: String, alg: Algorithm, pkcs8: Vec<u8>) -> Result<Self, JoseError> {
         let inner = match alg {
             Algorithm::RS256 => {
                 Inner::Rsa(RsaKeyPair::from_pkcs8(&pkcs8).map_err(|e| JoseError::InvalidKey(e.to_string()))?)

@@ -4,6 +4,7 @@
 
 mod error;
 mod hash;
+mod jwk;
 mod jws;
 mod key;
 mod rotation;

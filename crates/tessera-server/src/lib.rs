@@ -7,6 +7,7 @@ pub mod config;
 pub mod connections;
 pub mod connectors;
 pub mod custom_claims;
+pub mod dex_import;
 pub mod grpc;
 pub mod http;
 pub mod id_token_hint;

@@ -37,6 +37,8 @@ pub enum StartError {
         #[source]
         source: StorageError,
     },
+    #[error("{0}")]
+    DexImport(#[from] crate::dex_import::FirstStartError),
     #[error("connectors: {0}")]
     Connectors(#[from] crate::connectors::ConnectorsError),
     #[error("{0}")]
@@ -150,6 +152,8 @@ impl BoundServer {
         // First, so that the first key rotation below is counted.
         let metrics = Arc::new(Metrics::new()?);
         let storage = open_storage(&config).await?.observed(metrics.storage_observer());
+        // Before the signer looks for keys: a Dex's keys, once imported, are the ones it finds.
+        crate::dex_import::import_on_first_start(&config, &storage).await?;
         let http = bind_http(&config.web).await?;
         let https = bind_https(&config.web).await?;
         let telemetry = match &config.telemetry.http {

@@ -1,16 +1,19 @@
 //! tessera-storage: where tessera keeps its state.
 //!
-//! Every backend ([`memory`], [`sqlite`], [`postgres`]) is a small keyed document store implementing
+//! Every backend ([`memory`], [`sqlite`], [`postgres`], [`mysql`], [`etcd`]) is a small keyed document store implementing
 //! [`Backend`]: insert, get, list, delete, compare-and-swap and expiry-based collection. Dex's typed,
 //! entity-by-entity API ([`Storage`]) is written once on top of it, so every backend gets the same
 //! semantics (the same design as Dex's etcd backend: one JSON document per key, versioned for CAS).
 
 mod backend;
 mod counters;
+pub mod dex;
 mod entity;
 mod error;
+pub mod etcd;
 pub mod memory;
 mod migrate;
+pub mod mysql;
 mod observe;
 pub mod pool;
 pub mod postgres;
@@ -25,7 +28,9 @@ pub use entity::Entity;
 pub use error::{Optional, StorageError};
 pub use observe::{Operation, StorageObserver};
 pub use pool::PoolStats;
-pub use settings::{PostgresSettings, PostgresSsl, SqliteSettings, StorageSettings};
+pub use settings::{
+    EtcdSettings, EtcdSsl, MysqlSettings, PostgresSettings, PostgresSsl, SqliteSettings, StorageSettings,
+};
 pub use statics::StaticObjects;
 pub use storage::{GcResult, MAX_UPDATE_ATTEMPTS, Storage, Versioned};
 
@@ -35,6 +40,8 @@ pub async fn open(settings: &StorageSettings) -> Result<Storage, StorageError> {
         StorageSettings::Memory => std::sync::Arc::new(memory::MemoryBackend::new()),
         StorageSettings::Sqlite(sqlite) => std::sync::Arc::new(sqlite::SqliteBackend::open(sqlite).await?),
         StorageSettings::Postgres(pg) => std::sync::Arc::new(postgres::PostgresBackend::open(pg).await?),
+        StorageSettings::Mysql(my) => std::sync::Arc::new(mysql::MysqlBackend::open(my).await?),
+        StorageSettings::Etcd(etcd) => std::sync::Arc::new(etcd::EtcdBackend::open(etcd).await?),
     };
     Ok(Storage::new(backend))
 }

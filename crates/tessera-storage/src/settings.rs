@@ -8,6 +8,8 @@ pub enum StorageSettings {
     Memory,
     Sqlite(SqliteSettings),
     Postgres(Box<PostgresSettings>),
+    Mysql(Box<MysqlSettings>),
+    Etcd(Box<EtcdSettings>),
 }
 
 impl StorageSettings {
@@ -17,6 +19,8 @@ impl StorageSettings {
             StorageSettings::Memory => "memory",
             StorageSettings::Sqlite(_) => "sqlite3",
             StorageSettings::Postgres(_) => "postgres",
+            StorageSettings::Mysql(_) => "mysql",
+            StorageSettings::Etcd(_) => "etcd",
         }
     }
 }
@@ -44,10 +48,33 @@ pub struct PostgresSettings {
     pub ssl: PostgresSsl,
 }
 
+/// Dex's `mysql` storage keys: the same as `postgres` (Dex's `NetworkDB` and `SSL`), but `ssl.mode`
+/// takes the MySQL driver's values (`true`, `false`, `skip-verify`, `preferred`).
+pub type MysqlSettings = PostgresSettings;
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PostgresSsl {
     /// libpq's `sslmode`; Dex defaults to `verify-full`.
     pub mode: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+/// Dex's `etcd` storage keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EtcdSettings {
+    /// `host:port` or `http(s)://host:port`; without a scheme, https when a CA or client certificate is set.
+    pub endpoints: Vec<String>,
+    /// Prepended to every key, to share a cluster.
+    pub namespace: String,
+    pub username: String,
+    pub password: String,
+    pub ssl: EtcdSsl,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EtcdSsl {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,

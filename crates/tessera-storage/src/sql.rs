@@ -7,6 +7,8 @@ pub(crate) struct Statements {
     pub begin_migration: &'static str,
     /// Serializes migrations across instances, inside that transaction (Postgres' advisory lock).
     pub lock_migrations: Option<&'static str>,
+    /// Releases that lock after the migrations (MySQL's named lock outlives the transaction).
+    pub unlock_migrations: Option<&'static str>,
     pub record_migration: &'static str,
     pub insert: &'static str,
     pub get: &'static str,
@@ -25,6 +27,7 @@ pub(crate) const SQLITE: Statements = Statements {
     // BEGIN IMMEDIATE takes the write lock first, so two processes on one file migrate in turn.
     begin_migration: "BEGIN IMMEDIATE",
     lock_migrations: None,
+    unlock_migrations: None,
     record_migration: "INSERT INTO tessera_migrations (version, description) VALUES (?, ?)",
     insert: "INSERT INTO tessera_objects (kind, id, version, expiry, data, link) VALUES (?, ?, 1, ?, ?, ?)
              ON CONFLICT (kind, id) DO NOTHING",
@@ -48,6 +51,7 @@ pub(crate) const POSTGRES: Statements = Statements {
     // The lock id is "tessera" in ASCII. DDL is transactional in Postgres: instances starting together take turns on this lock, the
     // first applies the migrations and the others find nothing pending.
     lock_migrations: Some("SELECT pg_advisory_xact_lock(32762643830108769)"),
+    unlock_migrations: None,
     record_migration: "INSERT INTO tessera_migrations (version, description) VALUES ($1, $2)",
     insert: "INSERT INTO tessera_objects (kind, id, version, expiry, data, link) VALUES ($1, $2, 1, $3, $4, $5)
              ON CONFLICT (kind, id) DO NOTHING",
@@ -147,6 +151,21 @@ macro_rules! sql_backend {
                 connection: &mut $connection,
                 migrations: &[$crate::migrate::Migration],
             ) -> Result<(), sqlx::Error> {
+                let applied = Self::apply_pending(&mut *connection, migrations).await;
+                // Released whatever happened: a lock left on a pooled connection would stall the next start.
+                if let Some(unlock) = $sql.unlock_migrations {
+                    let released = sqlx::query(unlock).execute(&mut *connection).await;
+                    applied?;
+                    released?;
+                    return Ok(());
+                }
+                applied
+            }
+
+            async fn apply_pending(
+                connection: &mut $connection,
+                migrations: &[$crate::migrate::Migration],
+            ) -> Result<(), sqlx::Error> {
                 use sqlx::Connection;
                 let sql = &$sql;
                 let mut tx = connection.begin_with(sql.begin_migration).await?;
@@ -182,14 +201,16 @@ macro_rules! sql_backend {
                 expiry: Option<i64>,
                 link: Option<&str>,
             ) -> Result<(), $crate::StorageError> {
-                let inserted = on_connection!(self, |c| sqlx::query($sql.insert)
-                    .bind(kind.as_str())
-                    .bind(key)
-                    .bind(expiry)
-                    .bind(data)
-                    .bind(link)
-                    .execute(c))?;
-                if inserted.rows_affected() == 0 {
+                let inserted = on_connection!(self, |c| async {
+                    let query =
+                        sqlx::query($sql.insert).bind(kind.as_str()).bind(key).bind(expiry).bind(data).bind(link);
+                    // A dialect without ON CONFLICT DO NOTHING (MySQL) reports a taken key as an error.
+                    match query.execute(c).await {
+                        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(0),
+                        other => other.map(|done| done.rows_affected()),
+                    }
+                })?;
+                if inserted == 0 {
                     return Err($crate::StorageError::AlreadyExists);
                 }
                 Ok(())

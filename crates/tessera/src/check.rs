@@ -41,6 +41,8 @@ fn summary(path: &std::path::Path, config: &Config, warnings: usize) -> String {
         StorageSettings::Memory => "memory".to_owned(),
         StorageSettings::Sqlite(sqlite) => format!("sqlite3 ({})", sqlite.file.display()),
         StorageSettings::Postgres(pg) => format!("postgres ({}/{})", pg.host, pg.database),
+        StorageSettings::Mysql(my) => format!("mysql ({}/{})", my.host, my.database),
+        StorageSettings::Etcd(etcd) => format!("etcd ({})", etcd.endpoints.join(", ")),
     };
     let names = |items: Vec<String>| {
         if items.is_empty() { "none".to_owned() } else { items.join(", ") }

@@ -1,7 +1,8 @@
-//! The `tessera` command: `serve`, `check-config` and `version`, with Dex's flags.
+//! The `tessera` command: `serve`, `check-config`, `import-dex` and `version`, with Dex's flags.
 
 mod check;
 mod claims;
+mod import_dex;
 mod logging;
 
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ enum Command {
         /// The configuration file.
         config: PathBuf,
     },
+    /// Copy a Dex's state (keys, clients, passwords, connectors, refresh tokens) into tessera's storage.
+    ImportDex(import_dex::ImportDexArgs),
     /// Custom claims tools.
     #[command(subcommand)]
     Claims(ClaimsCommand),
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig { config } => run_async(check::check_config(config)),
         Command::Serve(args) => run_async(serve(args)),
+        Command::ImportDex(args) => run_async(import_dex::import_dex(args)),
         Command::Claims(ClaimsCommand::Preview(args)) => run_async(claims::preview(args)),
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tessera_core::client_ip::{ClientIpRule, Network};
 use tessera_core::grant::ALL_GRANT_TYPES;
-use tessera_storage::{PostgresSettings, PostgresSsl, SqliteSettings, StorageSettings};
+use tessera_storage::{EtcdSettings, EtcdSsl, PostgresSettings, PostgresSsl, SqliteSettings, StorageSettings};
 use url::Url;
 
 use super::diagnostics::Diagnostics;
@@ -166,16 +166,17 @@ fn storage(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSetti
             config.finish(d, strict);
             file.map(|file| StorageSettings::Sqlite(SqliteSettings { file: PathBuf::from(file) }))
         }
-        (Some("postgres"), Some(config)) => postgres(config, d, strict),
-        (Some("sqlite3" | "postgres"), None) => {
+        (Some(kind @ ("postgres" | "mysql")), Some(config)) => network_database(kind, config, d, strict),
+        (Some("etcd"), Some(config)) => etcd(config, d, strict),
+        (Some("sqlite3" | "postgres" | "mysql" | "etcd"), None) => {
             d.error(m.line, "storage.config", "is required for this storage type");
             None
         }
-        (Some(other @ ("mysql" | "etcd" | "kubernetes")), _) => {
+        (Some(other @ "kubernetes"), _) => {
             d.error(
                 line,
                 "storage.type",
-                format!("{other:?} is not supported by tessera (use memory, sqlite3 or postgres)"),
+                format!("{other:?} is not supported by tessera (use memory, sqlite3, postgres, mysql or etcd)"),
             );
             None
         }
@@ -183,7 +184,7 @@ fn storage(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSetti
             d.error(
                 line,
                 "storage.type",
-                format!("unknown storage type {other:?} (expected memory, sqlite3 or postgres)"),
+                format!("unknown storage type {other:?} (expected memory, sqlite3, postgres, mysql or etcd)"),
             );
             None
         }
@@ -192,7 +193,8 @@ fn storage(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSetti
     settings
 }
 
-fn postgres(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSettings> {
+/// Dex's `postgres` and `mysql` keys, which are the same but for the values `ssl.mode` takes.
+fn network_database(kind: &str, mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSettings> {
     let seconds = |v: Option<i64>| v.filter(|s| *s > 0).map(|s| Duration::from_secs(s as u64));
     let mut settings = PostgresSettings {
         database: m.string(d, "database").unwrap_or_default(),
@@ -213,7 +215,11 @@ fn postgres(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSett
             cert_file: ssl.string(d, "certFile").map(PathBuf::from),
             key_file: ssl.string(d, "keyFile").map(PathBuf::from),
         };
-        let known = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+        let known: &[&str] = if kind == "mysql" {
+            &tessera_storage::mysql::SSL_MODES
+        } else {
+            &["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+        };
         if let Some(mode) = &settings.ssl.mode
             && !known.contains(&mode.as_str())
         {
@@ -226,7 +232,46 @@ fn postgres(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSett
         ssl.finish(d, strict);
     }
     m.finish(d, strict);
-    Some(StorageSettings::Postgres(Box::new(settings)))
+    Some(if kind == "mysql" {
+        StorageSettings::Mysql(Box::new(settings))
+    } else {
+        StorageSettings::Postgres(Box::new(settings))
+    })
+}
+
+/// Dex's `etcd` keys.
+fn etcd(mut m: Map, d: &mut Diagnostics, strict: bool) -> Option<StorageSettings> {
+    let endpoints = m.strings(d, "endpoints");
+    if endpoints.is_empty() {
+        d.error(m.line, &m.key_path("endpoints"), "is required (e.g. [http://127.0.0.1:2379])");
+    }
+    let mut settings = EtcdSettings {
+        endpoints,
+        namespace: m.string(d, "namespace").unwrap_or_default(),
+        username: m.string(d, "username").unwrap_or_default(),
+        password: m.string(d, "password").unwrap_or_default(),
+        ssl: EtcdSsl::default(),
+    };
+    if let Some(mut ssl) = m.map(d, "ssl") {
+        if ssl.string(d, "serverName").is_some_and(|name| !name.is_empty()) {
+            d.error(
+                ssl.line_of("serverName"),
+                &ssl.key_path("serverName"),
+                "is not supported by tessera: name the endpoint by the name its certificate carries",
+            );
+        }
+        settings.ssl = EtcdSsl {
+            ca_file: ssl.string(d, "caFile").map(PathBuf::from),
+            cert_file: ssl.string(d, "certFile").map(PathBuf::from),
+            key_file: ssl.string(d, "keyFile").map(PathBuf::from),
+        };
+        if settings.ssl.cert_file.is_some() != settings.ssl.key_file.is_some() {
+            d.error(ssl.line, &ssl.key_path("certFile"), "certFile and keyFile go together");
+        }
+        ssl.finish(d, strict);
+    }
+    m.finish(d, strict);
+    Some(StorageSettings::Etcd(Box::new(settings)))
 }
 
 /// `host:port`, `:port` or `[v6]:port`, as Go's net.Listen takes them.

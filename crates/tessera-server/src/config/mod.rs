@@ -98,5 +98,6 @@ fn flags(env: &Env, d: &mut Diagnostics) -> Flags {
         sessions_enabled: flag("DEX_SESSIONS_ENABLED", false),
         api_connectors_crud: flag("DEX_API_CONNECTORS_CRUD", false),
         api_sessions_identities_crud: flag("DEX_API_SESSIONS_IDENTITIES_CRUD", false),
+        import_dex: flag("TESSERA_IMPORT_DEX", true),
     }
 }

@@ -151,6 +151,8 @@ pub struct Flags {
     pub api_connectors_crud: bool,
     /// Session and user-identity methods of the gRPC API (`DEX_API_SESSIONS_IDENTITIES_CRUD`, off by default).
     pub api_sessions_identities_crud: bool,
+    /// tessera's own: import a Dex's state on the first start (`TESSERA_IMPORT_DEX`, on by default).
+    pub import_dex: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

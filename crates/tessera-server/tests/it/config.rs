@@ -249,13 +249,31 @@ fn storage_types_and_their_keys() {
     assert_eq!(pg.conn_max_lifetime, Some(Duration::from_secs(60)));
     assert_eq!(pg.ssl.ca_file.as_deref(), Some(std::path::Path::new("/ca.pem")));
 
+    let config = ok(&storage("  type: mysql\n  config:\n    host: db.example\n    port: 3307\n    database: dex\n    user: dex\n    password: pw\n    maxOpenConns: 7\n    ssl:\n      mode: skip-verify\n")).config;
+    let StorageSettings::Mysql(my) = config.storage else { panic!("mysql expected") };
+    assert_eq!((my.host.as_str(), my.port, my.database.as_str()), ("db.example", Some(3307), "dex"));
+    assert_eq!((my.user.as_str(), my.password.as_str(), my.max_open_conns), ("dex", "pw", Some(7)));
+    assert_eq!(my.ssl.mode.as_deref(), Some("skip-verify"));
     assert_has(
-        &errors(&storage("  type: mysql\n  config:\n    host: db\n")),
-        "config.yaml:5: storage.type: \"mysql\" is not supported by tessera (use memory, sqlite3 or postgres)",
+        &errors(&storage("  type: mysql\n  config:\n    ssl:\n      mode: verify-full\n")),
+        "config.yaml:8: storage.config.ssl.mode: unknown mode \"verify-full\" (expected one of true, false, skip-verify, preferred)",
+    );
+    let config = ok(&storage("  type: etcd\n  config:\n    endpoints: [http://127.0.0.1:2379, 10.0.0.2:2379]\n    namespace: dex/\n    username: root\n    password: pw\n    ssl:\n      caFile: /ca.pem\n")).config;
+    let StorageSettings::Etcd(etcd) = config.storage else { panic!("etcd expected") };
+    assert_eq!(etcd.endpoints, ["http://127.0.0.1:2379", "10.0.0.2:2379"]);
+    assert_eq!((etcd.namespace.as_str(), etcd.username.as_str(), etcd.password.as_str()), ("dex/", "root", "pw"));
+    assert_eq!(etcd.ssl.ca_file.as_deref(), Some(std::path::Path::new("/ca.pem")));
+    assert_has(
+        &errors(&storage("  type: etcd\n  config:\n    namespace: x\n")),
+        "config.yaml:6: storage.config.endpoints: is required (e.g. [http://127.0.0.1:2379])",
+    );
+    assert_has(
+        &errors(&storage("  type: kubernetes\n  config:\n    inCluster: true\n")),
+        "config.yaml:5: storage.type: \"kubernetes\" is not supported by tessera (use memory, sqlite3, postgres, mysql or etcd)",
     );
     assert_has(
         &errors(&storage("  type: mongo\n")),
-        "config.yaml:5: storage.type: unknown storage type \"mongo\" (expected memory, sqlite3 or postgres)",
+        "config.yaml:5: storage.type: unknown storage type \"mongo\" (expected memory, sqlite3, postgres, mysql or etcd)",
     );
     assert_has(
         &errors(&storage("  type: postgres\n  config:\n    port: 99999\n")),

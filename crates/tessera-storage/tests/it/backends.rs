@@ -3,13 +3,16 @@
 
 use std::sync::Arc;
 
+use sqlx::mysql::MySqlConnectOptions;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor};
+use tessera_storage::etcd::EtcdBackend;
 use tessera_storage::memory::MemoryBackend;
+use tessera_storage::mysql::MysqlBackend;
 use tessera_storage::pool::PoolLimits;
 use tessera_storage::postgres::PostgresBackend;
 use tessera_storage::sqlite::SqliteBackend;
-use tessera_storage::{PostgresSettings, SqliteSettings, Storage};
+use tessera_storage::{EtcdSettings, PostgresSettings, SqliteSettings, Storage};
 
 /// A storage for one test, and what to remove afterwards.
 pub struct Harness {
@@ -21,7 +24,21 @@ pub struct Harness {
 enum Cleanup {
     Nothing,
     Directory(std::path::PathBuf),
-    Database { admin: PgConnectOptions, name: String, backend: PostgresBackend },
+    Database {
+        admin: PgConnectOptions,
+        name: String,
+        backend: PostgresBackend,
+    },
+    MysqlDatabase {
+        admin: MySqlConnectOptions,
+        name: String,
+        backend: MysqlBackend,
+    },
+    /// An etcd namespace of its own: every key under it is deleted.
+    EtcdNamespace {
+        endpoint: String,
+        namespace: String,
+    },
 }
 
 impl Harness {
@@ -37,6 +54,23 @@ impl Harness {
                 if let Ok(mut conn) = admin.connect().await {
                     let _ =
                         conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+                    let _ = conn.close().await;
+                }
+            }
+            Cleanup::EtcdNamespace { endpoint, namespace } => {
+                use base64::Engine;
+                let b64 = |text: &[u8]| base64::engine::general_purpose::STANDARD.encode(text);
+                let mut end = namespace.clone().into_bytes();
+                if let Some(last) = end.last_mut() {
+                    *last += 1;
+                }
+                let body = serde_json::json!({ "key": b64(namespace.as_bytes()), "range_end": b64(&end) });
+                let _ = reqwest::Client::new().post(format!("{endpoint}/v3/kv/deleterange")).json(&body).send().await;
+            }
+            Cleanup::MysqlDatabase { admin, name, backend } => {
+                backend.close().await;
+                if let Ok(mut conn) = admin.connect().await {
+                    let _ = conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).await;
                     let _ = conn.close().await;
                 }
             }
@@ -96,6 +130,64 @@ pub async fn postgres() -> Option<Harness> {
     })
 }
 
+/// The MariaDB (or MySQL) server the test script started, or `None` (with a loud note) without one;
+/// under CI a missing server is a failure.
+pub fn mysql_admin_options() -> Option<MySqlConnectOptions> {
+    match std::env::var("TESSERA_TEST_MYSQL_URL") {
+        Ok(url) => Some(url.parse().expect("TESSERA_TEST_MYSQL_URL is not a valid mysql URL")),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but TESSERA_TEST_MYSQL_URL is not: run the tests through scripts/test.sh")
+        }
+        Err(_) => {
+            eprintln!("SKIPPED: TESSERA_TEST_MYSQL_URL is not set; MySQL tests did not run (use scripts/test.sh)");
+            None
+        }
+    }
+}
+
+/// A new, empty database on the MySQL test server: the admin options and its name.
+pub async fn fresh_mysql_database() -> Option<(MySqlConnectOptions, String)> {
+    let admin = mysql_admin_options()?;
+    let name = format!("tessera_test_{}", tessera_core::id::new_id());
+    let mut conn = admin.connect().await.expect("cannot connect to TESSERA_TEST_MYSQL_URL");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+    conn.close().await.unwrap();
+    Some((admin, name))
+}
+
+pub async fn mysql() -> Option<Harness> {
+    let (admin, name) = fresh_mysql_database().await?;
+    let backend = MysqlBackend::connect(admin.clone().database(&name), pool_of(10)).await.unwrap();
+    Some(Harness {
+        storage: Storage::new(Arc::new(backend.clone())),
+        cleanup: Cleanup::MysqlDatabase { admin, name, backend },
+    })
+}
+
+/// The etcd the test script started (`TESSERA_TEST_ETCD_URL`), or `None` (loudly); a failure under CI.
+pub fn etcd_endpoint() -> Option<String> {
+    match std::env::var("TESSERA_TEST_ETCD_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but TESSERA_TEST_ETCD_URL is not: run the tests through scripts/test.sh")
+        }
+        Err(_) => {
+            eprintln!("SKIPPED: TESSERA_TEST_ETCD_URL is not set; etcd tests did not run (use scripts/test.sh)");
+            None
+        }
+    }
+}
+
+/// Each test in a namespace of its own on the shared etcd.
+pub async fn etcd() -> Option<Harness> {
+    let endpoint = etcd_endpoint()?;
+    let namespace = format!("test-{}/", tessera_core::id::new_id());
+    let settings =
+        EtcdSettings { endpoints: vec![endpoint.clone()], namespace: namespace.clone(), ..EtcdSettings::default() };
+    let backend = EtcdBackend::open(&settings).await.unwrap();
+    Some(Harness { storage: Storage::new(Arc::new(backend)), cleanup: Cleanup::EtcdNamespace { endpoint, namespace } })
+}
+
 macro_rules! conformance_suite {
     ($backend:ident) => {
         mod $backend {
@@ -147,3 +239,5 @@ macro_rules! conformance_suite {
 conformance_suite!(memory);
 conformance_suite!(sqlite);
 conformance_suite!(postgres);
+conformance_suite!(mysql);
+conformance_suite!(etcd);

@@ -6,11 +6,12 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tessera_core::model::{Client, OfflineSessions, RefreshToken};
+use tessera_storage::mysql::MysqlBackend;
 use tessera_storage::postgres::PostgresBackend;
 use tessera_storage::sqlite::SqliteBackend;
 use tessera_storage::{Entity, SqliteSettings, Storage, StorageError};
 
-use crate::backends::{fresh_postgres_database, pool_of};
+use crate::backends::{fresh_mysql_database, fresh_postgres_database, pool_of};
 use crate::conformance::{client, refresh_token, sessions_of};
 
 #[tokio::test]
@@ -153,4 +154,52 @@ async fn postgres_database_from_before_links_is_upgraded_in_place() {
     let backend = PostgresBackend::connect(options, pool_of(2)).await.unwrap();
     assert_eq!(backend.applied_migrations().await.unwrap(), vec![1, 2]);
     upgraded_tokens_are_read_with_their_session(&Storage::new(Arc::new(backend)), &token).await;
+}
+
+/// MySQL's DDL commits on its own, so only the named lock keeps instances starting together from
+/// running one migration twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_instances_starting_together_migrate_once() {
+    let Some((admin, name)) = fresh_mysql_database().await else {
+        return;
+    };
+    let options = admin.database(&name);
+    let mut starts = Vec::new();
+    for _ in 0..4 {
+        let options = options.clone();
+        starts.push(tokio::spawn(async move { MysqlBackend::connect(options, pool_of(2)).await }));
+    }
+    let mut backends = Vec::new();
+    for start in starts {
+        backends.push(start.await.unwrap().expect("every instance starts"));
+    }
+    for backend in &backends {
+        assert_eq!(backend.applied_migrations().await.unwrap(), vec![1, 2]);
+    }
+    let storage = Storage::new(Arc::new(backends[0].clone()));
+    storage.create(&client("app")).await.unwrap();
+    let again = MysqlBackend::connect(options, pool_of(1)).await.unwrap();
+    assert_eq!(again.applied_migrations().await.unwrap(), vec![1, 2]);
+    assert_eq!(Storage::new(Arc::new(again)).get::<Client>("app").await.unwrap(), client("app"));
+    for backend in backends {
+        backend.close().await;
+    }
+    let mut conn =
+        sqlx::mysql::MySqlConnection::connect_with(&crate::backends::mysql_admin_options().unwrap()).await.unwrap();
+    sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("DROP DATABASE {name}"))).await.unwrap();
+}
+
+/// Keys compare byte for byte, as on the other databases: MySQL's default collations would make
+/// these one key.
+#[tokio::test]
+async fn mysql_keys_differ_by_case_and_trailing_space() {
+    let Some(harness) = crate::backends::mysql().await else {
+        return;
+    };
+    for id in ["app", "App", "app "] {
+        harness.storage.create(&client(id)).await.unwrap();
+    }
+    assert_eq!(harness.storage.list::<Client>().await.unwrap().len(), 3);
+    assert_eq!(harness.storage.get::<Client>("App").await.unwrap().id, "App");
+    harness.cleanup().await;
 }

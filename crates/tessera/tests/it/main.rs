@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
+/// The server suite's Dex database builder, shared rather than copied.
+#[allow(dead_code)]
+#[path = "../../../tessera-server/tests/it/dex_db.rs"]
+mod dex_db;
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -74,7 +79,7 @@ fn check_config_reports_every_error_with_exit_code_2() {
     let file = path.display();
     for expected in [
         format!(
-            "error: {file}:3: storage.type: unknown storage type \"cassandra\" (expected memory, sqlite3 or postgres)"
+            "error: {file}:3: storage.type: unknown storage type \"cassandra\" (expected memory, sqlite3, postgres, mysql or etcd)"
         ),
         format!(
             "error: {file}:5: web.http: \"nowhere\" is not a listen address (expected host:port, e.g. 0.0.0.0:5556)"
@@ -113,6 +118,104 @@ fn an_unreachable_database_stops_start_up_with_exit_code_2() {
             "{command}: {stderr}"
         );
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_unreachable_etcd_stops_start_up_with_exit_code_2() {
+    let dir = temp_dir("etcd-unreachable");
+    let path = dir.join("etcd.yaml");
+    std::fs::write(
+        &path,
+        "issuer: https://id.example\nstorage:\n  type: etcd\n  config:\n    endpoints: [127.0.0.1:1]\nweb:\n  http: 127.0.0.1:0\n",
+    )
+    .unwrap();
+    let out = run(&["check-config", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("storage (etcd): etcd storage error: cannot reach etcd: http://127.0.0.1:1"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn import_dex_prints_its_counts_is_idempotent_and_names_what_it_left_out() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = runtime.block_on(dex_db::DexDb::empty(dex_db::Dialect::Sqlite)) else { return };
+    runtime.block_on(db.create_schema());
+    let client = |id: &str, redirects: &str| {
+        format!(
+            "INSERT INTO client (id, secret, redirect_uris, trusted_peers, public, name, logo_url) VALUES ('{id}', 's', {}, {}, 0, 'App', '');\n",
+            db.bytes(redirects.as_bytes()),
+            db.bytes(b"null")
+        )
+    };
+    runtime.block_on(db.execute(&client("cli-app", r#"["http://127.0.0.1:5555/callback"]"#)));
+    let dir = temp_dir("import-cli");
+    let config = dir.join("tessera.yaml");
+    std::fs::write(
+        &config,
+        format!("issuer: http://127.0.0.1:5556/dex\nstorage:\n{}web:\n  http: 127.0.0.1:0\n", db.storage_yaml),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    let dry = run(&["import-dex", config, "--dry-run"]);
+    let stdout = text(&dry.stdout);
+    assert_eq!(dry.status.code(), Some(0), "{stdout}{}", text(&dry.stderr));
+    assert!(stdout.starts_with("dry run: would import Dex's state from sqlite3 "), "{stdout}");
+    assert!(stdout.contains("(schema version 23)"), "{stdout}");
+    assert!(stdout.contains("clients           found     1  imported     1  already present     0"), "{stdout}");
+
+    let first = run(&["import-dex", config]);
+    assert_eq!(first.status.code(), Some(0));
+    assert!(text(&first.stdout).contains("clients           found     1  imported     1"));
+    let again = run(&["import-dex", config]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(text(&again.stdout).contains("clients           found     1  imported     0  already present     1"));
+
+    runtime.block_on(db.execute(&client("bad-app", "[oops")));
+    let partial = run(&["import-dex", config]);
+    assert_eq!(partial.status.code(), Some(1), "a row left out is not a success");
+    assert!(text(&partial.stdout).contains("skipped client \"bad-app\": column redirect_uris: invalid JSON"));
+    assert!(text(&partial.stderr).contains("1 of Dex's objects were not imported"));
+    runtime.block_on(db.drop());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn import_dex_from_an_unreachable_source_exits_2_and_writes_nothing() {
+    let dir = temp_dir("import-unreachable");
+    let tessera = dev_config(&dir);
+    let dex = dir.join("dex-pg.yaml");
+    std::fs::write(
+        &dex,
+        "issuer: https://id.example\nstorage:\n  type: postgres\n  config:\n    host: 127.0.0.1\n    port: 1\n    database: dex\n    ssl:\n      mode: disable\nweb:\n  http: 127.0.0.1:0\n",
+    )
+    .unwrap();
+    let out = run(&["import-dex", tessera.to_str().unwrap(), "--from", dex.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("error: cannot reach Dex's storage at postgres 127.0.0.1:1/dex:"), "{stderr}");
+    assert!(!dir.join("dex.db").exists(), "tessera's storage was not even opened");
+
+    let missing = dir.join("missing.yaml");
+    std::fs::write(&missing, "issuer: https://id.example\nstorage:\n  type: sqlite3\n  config:\n    file: /nonexistent/dex.db\nweb:\n  http: 127.0.0.1:0\n").unwrap();
+    let out = run(&["import-dex", tessera.to_str().unwrap(), "--from", missing.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot reach Dex's storage at sqlite3 /nonexistent/dex.db: no such file"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn import_dex_without_dex_tables_says_so() {
+    let dir = temp_dir("import-empty");
+    let tessera = dev_config(&dir);
+    // The check opens (and so creates) tessera's own storage: a database with no Dex tables in it.
+    assert!(run(&["check-config", tessera.to_str().unwrap()]).status.success());
+    let out = run(&["import-dex", tessera.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no Dex state in sqlite3 "), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
