@@ -363,6 +363,21 @@ impl ClaimsEnricher for PostgresEnricher {
     }
 }
 
+impl crate::cache::Cacheable for PostgresEnricher {
+    /// The rendered arguments: the row can only depend on them.
+    fn cache_key(&self, context: &EnrichmentContext) -> String {
+        let rendered: Vec<Value> = self
+            .params
+            .iter()
+            .map(|(template, _)| match template.render(context) {
+                Argument::Text(text) => Value::String(text),
+                Argument::TextArray(values) => Value::from(values),
+            })
+            .collect();
+        Value::Array(rendered).to_string()
+    }
+}
+
 /// The largest integer a JSON number (an IEEE double) holds exactly.
 const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 

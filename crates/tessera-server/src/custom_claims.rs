@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use tessera_claims::{Chain, ClaimsEnricher, EnrichmentContext, Link, PostgresEnricher, StaticEnricher};
+use tessera_claims::{
+    CacheSettings, Cacheable, Cached, Chain, ClaimsEnricher, EnrichmentContext, HttpEnricher, Link, PostgresEnricher,
+    StaticEnricher,
+};
 use tessera_core::model::Claims;
 
 use crate::config::{Config, EnricherSource};
@@ -25,8 +28,14 @@ pub async fn build_chain(config: &Config) -> Result<Chain, ClaimsSetupError> {
             EnricherSource::Static(claims) => {
                 Arc::new(StaticEnricher::new(claims.clone(), &enricher.guard).map_err(|e| failed(e.to_string()))?)
             }
+            EnricherSource::Http(settings) => {
+                let hook = HttpEnricher::new(settings, &enricher.guard).map_err(|e| failed(e.to_string()))?;
+                cached(hook, enricher.cache.as_ref(), None).await.map_err(failed)?
+            }
             EnricherSource::Postgres(settings) => {
-                Arc::new(PostgresEnricher::connect(settings, &enricher.guard).await.map_err(|e| failed(e.to_string()))?)
+                let pg =
+                    PostgresEnricher::connect(settings, &enricher.guard).await.map_err(|e| failed(e.to_string()))?;
+                cached(pg, enricher.cache.as_ref(), Some(&settings.uri)).await.map_err(failed)?
             }
         };
         links.push(Link {
@@ -39,6 +48,25 @@ pub async fn build_chain(config: &Config) -> Result<Chain, ClaimsSetupError> {
         });
     }
     Ok(Chain::new(links).with_policies(config.policies.clone()))
+}
+
+/// The enricher behind its cache when one is configured, with the LISTEN task of `notifyChannel`.
+async fn cached<E: Cacheable + 'static>(
+    enricher: E,
+    settings: Option<&CacheSettings>,
+    uri: Option<&str>,
+) -> Result<Arc<dyn ClaimsEnricher>, String> {
+    let Some(settings) = settings else {
+        return Ok(Arc::new(enricher));
+    };
+    let cache = Cached::new(enricher, settings);
+    match (&settings.notify_channel, uri) {
+        (Some(channel), Some(uri)) => {
+            let task = tessera_claims::cache::listen(uri, channel, cache.store()).await?;
+            Ok(Arc::new(cache.with_listener(task)))
+        }
+        _ => Ok(Arc::new(cache)),
+    }
 }
 
 /// What the enrichers are told about a token being minted.

@@ -55,6 +55,7 @@ fn summary(path: &std::path::Path, config: &Config, warnings: usize) -> String {
                 let kind = match e.source {
                     tessera_server::config::EnricherSource::Static(_) => "static",
                     tessera_server::config::EnricherSource::Postgres(_) => "postgres, query checked",
+                    tessera_server::config::EnricherSource::Http(_) => "http, not called",
                 };
                 format!("{} ({kind})", e.name)
             })

@@ -195,11 +195,7 @@ impl Expression {
                 return Err(EvalError::CostLimit { size: input.size, estimate, budget: self.budget });
             }
         }
-        let mut context = Context::with_env(self.env.clone());
-        context.add_variable_from_value("identity", input.identity.clone());
-        context.add_variable_from_value("request", input.request.clone());
-        context.add_variable_from_value("custom", input.custom.clone());
-        self.program.execute(&context).map_err(|e| EvalError::Failed(kind(&e)))
+        self.program.execute(input.context(&self.env)).map_err(|e| EvalError::Failed(kind(&e)))
     }
 
     pub fn eval_bool(&self, input: &Input) -> Result<bool, EvalError> {
@@ -224,17 +220,37 @@ impl Expression {
     }
 }
 
-/// The variables of one evaluation, converted once per token and shared by every expression.
-#[derive(Debug, Clone)]
+/// The variables of one evaluation, converted once per token and shared by every expression: the
+/// interpreter's context is built at the first evaluation (converting the variables into its values
+/// costs more than evaluating a typical expression) and reused by the others.
 pub struct Input {
     identity: Value,
     request: Value,
     custom: Value,
     /// The longest string or list in them: the size the cost bound is computed for.
     size: u64,
+    context: std::cell::OnceCell<Context<'static, 'static>>,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Input").field("size", &self.size).finish_non_exhaustive()
+    }
 }
 
 impl Input {
+    /// Every expression of a configuration is compiled in one environment, so the first one's is
+    /// the one all of them run in.
+    fn context(&self, env: &Arc<Env>) -> &Context<'static, 'static> {
+        self.context.get_or_init(|| {
+            let mut context = Context::with_env(env.clone());
+            context.add_variable_from_value("identity", self.identity.clone());
+            context.add_variable_from_value("request", self.request.clone());
+            context.add_variable_from_value("custom", self.custom.clone());
+            context
+        })
+    }
+
     /// `custom` is the claims the enrichers produced (empty when none ran).
     pub fn new(context: &EnrichmentContext, custom: &serde_json::Map<String, Json>) -> Self {
         let identity = &context.identity;
@@ -279,7 +295,13 @@ impl Input {
             size = size.max(json_size(value));
         }
         let custom_value = object_from_json(custom);
-        Self { identity: identity_value, request: request_value, custom: custom_value, size }
+        Self {
+            identity: identity_value,
+            request: request_value,
+            custom: custom_value,
+            size,
+            context: std::cell::OnceCell::new(),
+        }
     }
 }
 
