@@ -188,7 +188,7 @@ impl Chain {
         if !auth && !policies.has_token_policy(&context.client_id) {
             return Ok(enriched);
         }
-        let input = Input::new(context, &custom(&enriched));
+        let input = Input::new(context, custom(&enriched));
         if auth {
             policies.authorize(&context.client_id, &input)?;
         }
@@ -211,7 +211,7 @@ impl Chain {
             return Ok(());
         }
         let enriched = if needs_custom { self.enrich(context, None).await? } else { Enriched::default() };
-        Ok(policies.authorize(&context.client_id, &Input::new(context, &custom(&enriched)))?)
+        Ok(policies.authorize(&context.client_id, &Input::new(context, custom(&enriched)))?)
     }
 
     /// The enrichers alone.
