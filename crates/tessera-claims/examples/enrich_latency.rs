@@ -9,7 +9,8 @@ use serde_json::Map;
 use sqlx::{ConnectOptions, Connection, Executor};
 use tessera_claims::reserved::Guard;
 use tessera_claims::{
-    CacheSettings, Cached, Chain, ClaimsEnricher, EnrichmentContext, Link, PostgresEnricher, PostgresEnricherSettings, StaticEnricher,
+    CacheSettings, Cached, Chain, ClaimsEnricher, EnrichmentContext, Link, PostgresEnricher, PostgresEnricherSettings,
+    StaticEnricher,
 };
 
 const CALLS: usize = 5000;

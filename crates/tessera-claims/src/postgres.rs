@@ -105,6 +105,32 @@ pub enum SetupError {
     Reserved { column: String, reserved: ReservedError },
 }
 
+/// Which setting a [`SetupError`] is about, so a configuration that came from environment variables
+/// can name the variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupPart {
+    Uri,
+    Query,
+    Args,
+}
+
+impl SetupError {
+    pub fn part(&self) -> SetupPart {
+        match self {
+            SetupError::Uri(_) | SetupError::Connect(_) => SetupPart::Uri,
+            SetupError::Template(_)
+            | SetupError::ParameterCount { .. }
+            | SetupError::ParameterType { .. }
+            | SetupError::ParameterMismatch { .. } => SetupPart::Args,
+            SetupError::Prepare(_)
+            | SetupError::UnnamedColumn { .. }
+            | SetupError::DuplicateColumn(_)
+            | SetupError::ColumnType { .. }
+            | SetupError::Reserved { .. } => SetupPart::Query,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Param {
     Text,

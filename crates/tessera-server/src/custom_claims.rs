@@ -9,7 +9,7 @@ use tessera_claims::{
 };
 use tessera_core::model::Claims;
 
-use crate::config::{Config, EnricherSource};
+use crate::config::{Config, ENV_POSTGRES, EnricherSource};
 
 #[derive(Debug, thiserror::Error)]
 #[error("custom claims enricher {name:?}: {message}")]
@@ -33,8 +33,9 @@ pub async fn build_chain(config: &Config) -> Result<Chain, ClaimsSetupError> {
                 cached(hook, enricher.cache.as_ref(), None).await.map_err(failed)?
             }
             EnricherSource::Postgres(settings) => {
-                let pg =
-                    PostgresEnricher::connect(settings, &enricher.guard).await.map_err(|e| failed(e.to_string()))?;
+                let pg = PostgresEnricher::connect(settings, &enricher.guard)
+                    .await
+                    .map_err(|e| failed(named_for_environment(&enricher.name, &e)))?;
                 cached(pg, enricher.cache.as_ref(), Some(&settings.uri)).await.map_err(failed)?
             }
         };
@@ -48,6 +49,21 @@ pub async fn build_chain(config: &Config) -> Result<Chain, ClaimsSetupError> {
         });
     }
     Ok(Chain::new(links).with_policies(config.policies.clone()))
+}
+
+/// The fork's variables are what the operator wrote: an error of the `env-postgres` enricher names the
+/// variable it comes from.
+fn named_for_environment(name: &str, error: &tessera_claims::postgres::SetupError) -> String {
+    use tessera_claims::postgres::SetupPart;
+    if name != ENV_POSTGRES {
+        return error.to_string();
+    }
+    let variable = match error.part() {
+        SetupPart::Uri => crate::config::ENV_URI,
+        SetupPart::Query => crate::config::ENV_QUERY,
+        SetupPart::Args => crate::config::ENV_ARGS,
+    };
+    format!("{variable}: {error}")
 }
 
 /// The enricher behind its cache when one is configured, with the LISTEN task of `notifyChannel`.

@@ -22,6 +22,8 @@ pub const ENV_STATIC: &str = "DEX_CUSTOM_CLAIMS_STATIC";
 pub const ENV_URI: &str = "DEX_CUSTOM_CLAIMS_POSTGRES_URI";
 pub const ENV_QUERY: &str = "DEX_CUSTOM_CLAIMS_POSTGRES_QUERY";
 pub const ENV_ARGS: &str = "DEX_CUSTOM_CLAIMS_POSTGRES_QUERY_ARGS";
+/// The name of the enricher the `DEX_CUSTOM_CLAIMS_POSTGRES_*` variables configure.
+pub const ENV_POSTGRES: &str = "env-postgres";
 
 pub fn custom_claims(top: &mut Map, d: &mut Diagnostics, env: &Env, strict: bool) -> Vec<EnricherConfig> {
     let mut enrichers = Vec::new();
@@ -280,7 +282,7 @@ fn from_environment(d: &mut Diagnostics, env: &Env) -> Vec<EnricherConfig> {
                 }
             }
             enrichers.push(EnricherConfig {
-                name: "env-postgres".into(),
+                name: ENV_POSTGRES.into(),
                 source: EnricherSource::Postgres(PostgresEnricherSettings::new(uri, query, args)),
                 destinations: Destinations::default(),
                 guard: Guard::default(),

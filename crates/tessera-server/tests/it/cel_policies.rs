@@ -253,7 +253,8 @@ customClaims:
         .find(|l| l["enricher"] == "tenants")
         .unwrap_or_else(|| panic!("no line names the enricher: {lines:?}"));
     assert!(omitted["msg"].as_str().unwrap().contains("onError: omit"), "{omitted}");
-    assert_eq!(omitted["cause"], "unavailable");
+    // A pooled connection killed mid-query, or no connection to be had: either way the database is gone.
+    assert!(matches!(omitted["cause"].as_str(), Some("unavailable" | "query")), "{omitted}");
     assert!(!lines.iter().any(|l| l.to_string().contains("acme")), "no claim value is logged");
     let samples = parse_exposition(&scrape_text(&running).await);
     assert_eq!(value(&samples, "tessera_claims_enrichment_omitted_total", &[("enricher", "tenants")]), 1.0);

@@ -368,7 +368,9 @@ fn claims_preview_and_check_config_run_the_postgres_checks() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("custom claims enricher \"env-postgres\": column \"sub\": claim \"sub\" is reserved"),
+        stderr.contains(
+            "custom claims enricher \"env-postgres\": DEX_CUSTOM_CLAIMS_POSTGRES_QUERY: column \"sub\": claim \"sub\" is reserved"
+        ),
         "{stderr}"
     );
     let out = run(&["check-config"], "SELECT $1::text AS tenant_user, $2::text AS e");
