@@ -211,3 +211,87 @@ customClaims:
         assert!(errors.iter().any(|e| e == line), "missing {line:?} in {errors:#?}");
     }
 }
+
+/// A hook that requires a client certificate signed by `clients` (mutual TLS), serving one answer.
+async fn start_mtls_hook(server: &crate::https::Leaf, clients: &crate::https::Authority) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = tessera_server::tls::provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(clients.pem().as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap();
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(server.cert_pem.as_bytes()).map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client without a certificate fails the handshake here.
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper::service::service_fn(|_request| async {
+                    let body = axum::body::Body::from(r#"{"clearance": "mtls-verified"}"#);
+                    Ok::<_, std::convert::Infallible>(
+                        axum::http::Response::builder().header("content-type", "application/json").body(body).unwrap(),
+                    )
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    format!("https://localhost:{port}/claims")
+}
+
+#[tokio::test]
+async fn mutual_tls_to_the_hook() {
+    let hooks_ca = crate::https::Authority::new();
+    let clients_ca = crate::https::Authority::new();
+    let hook_url = start_mtls_hook(&hooks_ca.leaf(), &clients_ca).await;
+    let dir = std::env::temp_dir().join(format!("tessera-mtls-{}", tessera_core::id::new_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let client = clients_ca.leaf();
+    let (ca, cert, key) = (dir.join("hooks-ca.pem"), dir.join("client.pem"), dir.join("client-key.pem"));
+    std::fs::write(&ca, hooks_ca.pem()).unwrap();
+    std::fs::write(&cert, &client.cert_pem).unwrap();
+    std::fs::write(&key, &client.key_pem).unwrap();
+    let config = |tls: &str, on_error: &str| {
+        format!(
+            "oauth2:\n  passwordConnector: local\ncustomClaims:\n  enrichers:\n  - name: secure-hook\n    type: http\n    url: {hook_url}\n    onError: {on_error}\n    tls:\n{tls}"
+        )
+    };
+    let with_identity = format!(
+        "      caFile: {}\n      certFile: {}\n      keyFile: {}\n",
+        ca.display(),
+        cert.display(),
+        key.display()
+    );
+    let (running, _) = server_with_env(&config(&with_identity, "deny"), "", "", &Env::default()).await.unwrap();
+    let (status, tokens) = redeem(&running, &PASSWORD, Some(("example-app", APP_SECRET))).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = verify(&running, tokens["id_token"].as_str().unwrap(), "example-app").await;
+    assert_eq!(claims["clearance"], "mtls-verified", "the hook accepted tessera's client certificate");
+    running.shutdown().await;
+
+    // Trusting the hook but presenting no certificate: the hook refuses the handshake.
+    let without = format!("      caFile: {}\n", ca.display());
+    let (running, _) = server_with_env(&config(&without, "deny"), "", "", &Env::default()).await.unwrap();
+    let (status, error) = redeem(&running, &PASSWORD, Some(("example-app", APP_SECRET))).await;
+    assert_eq!((status, error["error"].as_str()), (StatusCode::INTERNAL_SERVER_ERROR, Some("server_error")));
+    running.shutdown().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
