@@ -87,7 +87,7 @@ pub struct Cached<E> {
     ttl: Duration,
     max_entries: usize,
     store: Arc<Store>,
-    observer: Option<Arc<dyn CacheObserver>>,
+    observer: std::sync::OnceLock<Arc<dyn CacheObserver>>,
     /// The LISTEN task, stopped with the enricher.
     listener: Option<tokio::task::JoinHandle<()>>,
 }
@@ -107,14 +107,9 @@ impl<E: Cacheable> Cached<E> {
             ttl: settings.ttl,
             max_entries: settings.max_entries.max(1),
             store: Arc::new(Store::default()),
-            observer: None,
+            observer: std::sync::OnceLock::new(),
             listener: None,
         }
-    }
-
-    pub fn observed(mut self, observer: Arc<dyn CacheObserver>) -> Self {
-        self.observer = Some(observer);
-        self
     }
 
     pub fn store(&self) -> Arc<Store> {
@@ -165,13 +160,13 @@ impl<E: Cacheable> ClaimsEnricher for Cached<E> {
         let user = &context.identity.user_id;
         let key = self.inner.cache_key(context);
         if let Some(cached) = self.lookup(user, &key) {
-            if let Some(observer) = &self.observer {
+            if let Some(observer) = self.observer.get() {
                 observer.hit();
             }
             claims.extend(cached);
             return Ok(());
         }
-        if let Some(observer) = &self.observer {
+        if let Some(observer) = self.observer.get() {
             observer.miss();
         }
         let mut fresh = Map::new();
@@ -186,6 +181,10 @@ impl<E: Cacheable> ClaimsEnricher for Cached<E> {
 
     fn pool_stats(&self) -> Option<tessera_storage::PoolStats> {
         self.inner.pool_stats()
+    }
+
+    fn observe_cache(&self, observer: Arc<dyn CacheObserver>) {
+        let _ = self.observer.set(observer);
     }
 }
 

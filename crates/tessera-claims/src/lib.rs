@@ -76,4 +76,7 @@ pub trait ClaimsEnricher: Send + Sync {
     fn pool_stats(&self) -> Option<tessera_storage::PoolStats> {
         None
     }
+
+    /// Tells a caching enricher whom to report hits and misses to (others ignore it).
+    fn observe_cache(&self, _observer: std::sync::Arc<dyn cache::CacheObserver>) {}
 }

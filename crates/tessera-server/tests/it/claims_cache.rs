@@ -16,6 +16,8 @@ fn config(db: &ClaimsDb, ttl: &str, channel: &str) -> String {
     format!(
         "oauth2:
   skipApprovalScreen: true
+telemetry:
+  http: 127.0.0.1:0
 customClaims:
   enrichers:
   - name: tenants
@@ -112,6 +114,15 @@ async fn cached_claims_expire_with_the_ttl() {
     assert_eq!(plan(&running, &mut refresh).await, "enterprise");
     set_plan(&mut conn, "free").await;
     assert_eq!(plan(&running, &mut refresh).await, "enterprise", "within the TTL");
+    let samples = crate::metrics::parse_exposition(&crate::metrics::scrape_text(&running).await);
+    let lookups = |result| {
+        crate::metrics::value(
+            &samples,
+            "tessera_claims_cache_lookups_total",
+            &[("enricher", "tenants"), ("result", result)],
+        )
+    };
+    assert_eq!((lookups("miss"), lookups("hit")), (1.0, 2.0), "the code's token misses, the two refreshes hit");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(plan(&running, &mut refresh).await, "free", "after the TTL");
     running.shutdown().await;
