@@ -327,6 +327,13 @@ tokenPolicy:
     );
     let out = Command::new(BIN).args(["check-config", path.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(
+            "policies:   1 authPolicy rule(s), 2 tokenPolicy claim(s), 0 filter(s) (0 client(s) with their own); expressions type-checked"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
     std::fs::write(&path, "issuer: https://id.example/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:0\nauthPolicy:\n- expression: identity.emial == ''\n").unwrap();
     let out = Command::new(BIN).args(["check-config", path.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
