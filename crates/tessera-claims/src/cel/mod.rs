@@ -123,7 +123,7 @@ impl Environment {
             return Err(CompileError::Cost { estimate, budget: self.budget });
         }
         let uses_custom = program.references().has_variable("custom");
-        let constant = (VARIABLE_NAMES.iter().all(|v| !program.references().has_variable(v)))
+        let constant = (types::VARIABLES.iter().all(|v| !program.references().has_variable(v)))
             .then(|| program.execute(&Context::with_env(self.env.clone())).ok())
             .flatten();
         Ok(Expression {
@@ -138,8 +138,6 @@ impl Environment {
         })
     }
 }
-
-const VARIABLE_NAMES: [&str; 3] = types::VARIABLES;
 
 /// A checked expression, ready to evaluate.
 pub struct Expression {
