@@ -9,7 +9,8 @@ use serde_json::Map;
 use sqlx::{ConnectOptions, Connection, Executor};
 use tessera_claims::reserved::Guard;
 use tessera_claims::{
-    Chain, ClaimsEnricher, EnrichmentContext, Link, PostgresEnricher, PostgresEnricherSettings, StaticEnricher,
+    CacheSettings, Cached, Chain, ClaimsEnricher, EnrichmentContext, Link, PostgresEnricher, PostgresEnricherSettings,
+    StaticEnricher,
 };
 
 const CALLS: usize = 5000;
@@ -94,6 +95,11 @@ async fn main() {
     measure("static", &chain(vec![("static", statik.clone())]), 10_000).await;
     measure("postgres (seed query, 10k users)", &chain(vec![("postgres", postgres.clone())]), 10_000).await;
     measure("static + postgres", &chain(vec![("static", statik), ("postgres", postgres.clone())]), 10_000).await;
+    // The same query behind the cache: 100 users, so all but the first 100 of the calls are hits.
+    let cache = CacheSettings { ttl: Duration::from_secs(300), max_entries: 10_000, notify_channel: None };
+    let cached: Arc<dyn ClaimsEnricher> =
+        Arc::new(Cached::new(PostgresEnricher::connect(&settings, &Guard::default()).await.unwrap(), &cache));
+    measure("postgres + cache (100 users: 98 % hits)", &chain(vec![("postgres", cached)]), 100).await;
 
     // Concurrency: 16 tasks sharing the pool, as concurrent token requests would.
     let started = Instant::now();

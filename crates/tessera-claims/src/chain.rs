@@ -125,6 +125,23 @@ pub trait ChainObserver: Send + Sync {
     fn reserved_dropped(&self, link: usize);
     /// The link at `link` failed and its claims were left out (`onError: omit`).
     fn omitted(&self, _link: usize) {}
+    /// The cache of the link at `link` answered (`hit`) or not.
+    fn cached(&self, _link: usize, _hit: bool) {}
+}
+
+/// A link's cache reporting to the chain's observer under the link's index.
+struct LinkCache {
+    observer: Arc<dyn ChainObserver>,
+    link: usize,
+}
+
+impl crate::cache::CacheObserver for LinkCache {
+    fn hit(&self) {
+        self.observer.cached(self.link, true);
+    }
+    fn miss(&self) {
+        self.observer.cached(self.link, false);
+    }
 }
 
 #[derive(Default)]
@@ -147,6 +164,9 @@ impl Chain {
 
     /// The same chain, telling `observer` about every run of a link.
     pub fn observed(self, observer: Arc<dyn ChainObserver>) -> Self {
+        for (link, l) in self.links.iter().enumerate() {
+            l.enricher.observe_cache(Arc::new(LinkCache { observer: observer.clone(), link }));
+        }
         Self { observer: Some(observer), ..self }
     }
 
@@ -188,7 +208,7 @@ impl Chain {
         if !auth && !policies.has_token_policy(&context.client_id) {
             return Ok(enriched);
         }
-        let input = Input::new(context, &custom(&enriched));
+        let input = Input::new(context, custom(&enriched));
         if auth {
             policies.authorize(&context.client_id, &input)?;
         }
@@ -211,7 +231,7 @@ impl Chain {
             return Ok(());
         }
         let enriched = if needs_custom { self.enrich(context, None).await? } else { Enriched::default() };
-        Ok(policies.authorize(&context.client_id, &Input::new(context, &custom(&enriched)))?)
+        Ok(policies.authorize(&context.client_id, &Input::new(context, custom(&enriched)))?)
     }
 
     /// The enrichers alone.

@@ -5,17 +5,21 @@
 //! come with tessera: [`StaticEnricher`] (a JSON object) and [`PostgresEnricher`] (one row of a query,
 //! its arguments rendered from `{{.Field}}` [templates](template) and bound as parameters).
 
+pub mod cache;
 pub mod cel;
 mod chain;
 mod context;
+pub mod http;
 pub mod policy;
 pub mod postgres;
 pub mod reserved;
 mod static_claims;
 pub mod template;
 
+pub use cache::{CacheSettings, Cacheable, Cached};
 pub use chain::{Chain, ChainError, ChainObserver, Destinations, Enriched, Link, OnError, Source};
 pub use context::EnrichmentContext;
+pub use http::{HttpEnricher, HttpEnricherSettings, TlsFiles};
 pub use postgres::{OnEmpty, PostgresEnricher, PostgresEnricherSettings};
 pub use static_claims::StaticEnricher;
 
@@ -72,4 +76,7 @@ pub trait ClaimsEnricher: Send + Sync {
     fn pool_stats(&self) -> Option<tessera_storage::PoolStats> {
         None
     }
+
+    /// Tells a caching enricher whom to report hits and misses to (others ignore it).
+    fn observe_cache(&self, _observer: std::sync::Arc<dyn cache::CacheObserver>) {}
 }

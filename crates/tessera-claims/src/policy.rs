@@ -254,7 +254,7 @@ mod tests {
             ..EnrichmentContext::default()
         };
         let Value::Object(custom) = json!({"plan": "enterprise"}) else { panic!() };
-        Input::new(&context, &custom)
+        Input::new(&context, custom)
     }
 
     fn policies() -> Policies {
@@ -348,7 +348,7 @@ mod tests {
             scopes: vec!["openid".into(), "offline_access".into()],
             ..EnrichmentContext::default()
         };
-        i = Input::new(&context, &Map::new());
+        i = Input::new(&context, Map::new());
         assert!(
             matches!(p.filter("admin", &i), Err(Refusal::Denied { message, .. }) if message == "Unsupported scope requested")
         );

@@ -105,6 +105,32 @@ pub enum SetupError {
     Reserved { column: String, reserved: ReservedError },
 }
 
+/// Which setting a [`SetupError`] is about, so a configuration that came from environment variables
+/// can name the variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupPart {
+    Uri,
+    Query,
+    Args,
+}
+
+impl SetupError {
+    pub fn part(&self) -> SetupPart {
+        match self {
+            SetupError::Uri(_) | SetupError::Connect(_) => SetupPart::Uri,
+            SetupError::Template(_)
+            | SetupError::ParameterCount { .. }
+            | SetupError::ParameterType { .. }
+            | SetupError::ParameterMismatch { .. } => SetupPart::Args,
+            SetupError::Prepare(_)
+            | SetupError::UnnamedColumn { .. }
+            | SetupError::DuplicateColumn(_)
+            | SetupError::ColumnType { .. }
+            | SetupError::Reserved { .. } => SetupPart::Query,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Param {
     Text,
@@ -360,6 +386,21 @@ impl ClaimsEnricher for PostgresEnricher {
 
     fn pool_stats(&self) -> Option<tessera_storage::PoolStats> {
         Some(self.pool.stats())
+    }
+}
+
+impl crate::cache::Cacheable for PostgresEnricher {
+    /// The rendered arguments: the row can only depend on them.
+    fn cache_key(&self, context: &EnrichmentContext) -> String {
+        let rendered: Vec<Value> = self
+            .params
+            .iter()
+            .map(|(template, _)| match template.render(context) {
+                Argument::Text(text) => Value::String(text),
+                Argument::TextArray(values) => Value::from(values),
+            })
+            .collect();
+        Value::Array(rendered).to_string()
     }
 }
 

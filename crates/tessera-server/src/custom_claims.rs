@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
-use tessera_claims::{Chain, ClaimsEnricher, EnrichmentContext, Link, PostgresEnricher, StaticEnricher};
+use tessera_claims::{
+    CacheSettings, Cacheable, Cached, Chain, ClaimsEnricher, EnrichmentContext, HttpEnricher, Link, PostgresEnricher,
+    StaticEnricher,
+};
 use tessera_core::model::Claims;
 
-use crate::config::{Config, EnricherSource};
+use crate::config::{Config, ENV_POSTGRES, EnricherSource};
 
 #[derive(Debug, thiserror::Error)]
 #[error("custom claims enricher {name:?}: {message}")]
@@ -25,8 +28,15 @@ pub async fn build_chain(config: &Config) -> Result<Chain, ClaimsSetupError> {
             EnricherSource::Static(claims) => {
                 Arc::new(StaticEnricher::new(claims.clone(), &enricher.guard).map_err(|e| failed(e.to_string()))?)
             }
+            EnricherSource::Http(settings) => {
+                let hook = HttpEnricher::new(settings, &enricher.guard).map_err(|e| failed(e.to_string()))?;
+                cached(hook, enricher.cache.as_ref(), None).await.map_err(failed)?
+            }
             EnricherSource::Postgres(settings) => {
-                Arc::new(PostgresEnricher::connect(settings, &enricher.guard).await.map_err(|e| failed(e.to_string()))?)
+                let pg = PostgresEnricher::connect(settings, &enricher.guard)
+                    .await
+                    .map_err(|e| failed(named_for_environment(&enricher.name, &e)))?;
+                cached(pg, enricher.cache.as_ref(), Some(&settings.uri)).await.map_err(failed)?
             }
         };
         links.push(Link {
@@ -39,6 +49,40 @@ pub async fn build_chain(config: &Config) -> Result<Chain, ClaimsSetupError> {
         });
     }
     Ok(Chain::new(links).with_policies(config.policies.clone()))
+}
+
+/// The fork's variables are what the operator wrote: an error of the `env-postgres` enricher names the
+/// variable it comes from.
+fn named_for_environment(name: &str, error: &tessera_claims::postgres::SetupError) -> String {
+    use tessera_claims::postgres::SetupPart;
+    if name != ENV_POSTGRES {
+        return error.to_string();
+    }
+    let variable = match error.part() {
+        SetupPart::Uri => crate::config::ENV_URI,
+        SetupPart::Query => crate::config::ENV_QUERY,
+        SetupPart::Args => crate::config::ENV_ARGS,
+    };
+    format!("{variable}: {error}")
+}
+
+/// The enricher behind its cache when one is configured, with the LISTEN task of `notifyChannel`.
+async fn cached<E: Cacheable + 'static>(
+    enricher: E,
+    settings: Option<&CacheSettings>,
+    uri: Option<&str>,
+) -> Result<Arc<dyn ClaimsEnricher>, String> {
+    let Some(settings) = settings else {
+        return Ok(Arc::new(enricher));
+    };
+    let cache = Cached::new(enricher, settings);
+    match (&settings.notify_channel, uri) {
+        (Some(channel), Some(uri)) => {
+            let task = tessera_claims::cache::listen(uri, channel, cache.store()).await?;
+            Ok(Arc::new(cache.with_listener(task)))
+        }
+        _ => Ok(Arc::new(cache)),
+    }
 }
 
 /// What the enrichers are told about a token being minted.

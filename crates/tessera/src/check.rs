@@ -57,6 +57,7 @@ fn summary(path: &std::path::Path, config: &Config, warnings: usize) -> String {
                 let kind = match e.source {
                     tessera_server::config::EnricherSource::Static(_) => "static",
                     tessera_server::config::EnricherSource::Postgres(_) => "postgres, query checked",
+                    tessera_server::config::EnricherSource::Http(_) => "http, not called",
                 };
                 format!("{} ({kind})", e.name)
             })
@@ -80,8 +81,27 @@ fn summary(path: &std::path::Path, config: &Config, warnings: usize) -> String {
         ),
         format!("  connectors: {connectors}"),
         format!("  claims:     {claims}"),
+        format!("  policies:   {}", policies(&config.policies)),
         format!("  warnings:   {warnings}"),
         String::new(),
     ]
     .join("\n")
+}
+
+/// The CEL policies, counted: every expression in them compiled and passed its checks.
+fn policies(policies: &tessera_claims::policy::Policies) -> String {
+    if policies.is_empty() {
+        return "none".to_owned();
+    }
+    let scopes = std::iter::once(&policies.global).chain(policies.clients.values());
+    let (mut auth, mut claims, mut filters) = (0, 0, 0);
+    for scope in scopes {
+        auth += scope.auth.len();
+        claims += scope.token.claims.len();
+        filters += usize::from(scope.token.filter.is_some());
+    }
+    format!(
+        "{auth} authPolicy rule(s), {claims} tokenPolicy claim(s), {filters} filter(s) ({} client(s) with their own); expressions type-checked",
+        policies.clients.len()
+    )
 }

@@ -12,6 +12,11 @@ pub mod types;
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
+use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use cel::{Context, Env, ExecutionError, Program, Value};
 use serde_json::Value as Json;
 
@@ -118,7 +123,7 @@ impl Environment {
             return Err(CompileError::Cost { estimate, budget: self.budget });
         }
         let uses_custom = program.references().has_variable("custom");
-        let constant = (VARIABLE_NAMES.iter().all(|v| !program.references().has_variable(v)))
+        let constant = (types::VARIABLES.iter().all(|v| !program.references().has_variable(v)))
             .then(|| program.execute(&Context::with_env(self.env.clone())).ok())
             .flatten();
         Ok(Expression {
@@ -133,8 +138,6 @@ impl Environment {
         })
     }
 }
-
-const VARIABLE_NAMES: [&str; 3] = types::VARIABLES;
 
 /// A checked expression, ready to evaluate.
 pub struct Expression {
@@ -196,9 +199,7 @@ impl Expression {
             }
         }
         let mut context = Context::with_env(self.env.clone());
-        context.add_variable_from_value("identity", input.identity.clone());
-        context.add_variable_from_value("request", input.request.clone());
-        context.add_variable_from_value("custom", input.custom.clone());
+        context.set_variable_resolver(input);
         self.program.execute(&context).map_err(|e| EvalError::Failed(kind(&e)))
     }
 
@@ -224,43 +225,27 @@ impl Expression {
     }
 }
 
-/// The variables of one evaluation, converted once per token and shared by every expression.
-#[derive(Debug, Clone)]
+/// The variables of one evaluation, shared by every expression of a token. Nothing is converted up
+/// front: the interpreter asks for `identity.email` or `custom.plan` by its qualified name, and gets
+/// that one value, borrowed from here (converting whole objects for each expression cost more than
+/// evaluating it).
 pub struct Input {
-    identity: Value,
-    request: Value,
-    custom: Value,
+    context: EnrichmentContext,
+    custom: serde_json::Map<String, Json>,
     /// The longest string or list in them: the size the cost bound is computed for.
     size: u64,
 }
 
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Input").field("size", &self.size).finish_non_exhaustive()
+    }
+}
+
 impl Input {
     /// `custom` is the claims the enrichers produced (empty when none ran).
-    pub fn new(context: &EnrichmentContext, custom: &serde_json::Map<String, Json>) -> Self {
+    pub fn new(context: &EnrichmentContext, custom: serde_json::Map<String, Json>) -> Self {
         let identity = &context.identity;
-        let redirect_uri = context.redirect_uri.as_str();
-        let strings =
-            |values: &[String]| Value::List(Arc::new(values.iter().map(|s| Value::from(s.as_str())).collect()));
-        let object = |entries: Vec<(&str, Value)>| {
-            Value::Map(cel::objects::Map {
-                map: Arc::new(entries.into_iter().map(|(k, v)| (cel::objects::Key::from(k), v)).collect()),
-            })
-        };
-        let identity_value = object(vec![
-            ("user_id", Value::from(identity.user_id.as_str())),
-            ("username", Value::from(identity.username.as_str())),
-            ("preferred_username", Value::from(identity.preferred_username.as_str())),
-            ("email", Value::from(identity.email.as_str())),
-            ("email_verified", Value::Bool(identity.email_verified)),
-            ("groups", strings(&identity.groups)),
-        ]);
-        let request_value = object(vec![
-            ("client_id", Value::from(context.client_id.as_str())),
-            ("connector_id", Value::from(context.connector_id.as_str())),
-            ("scopes", strings(&context.scopes)),
-            ("redirect_uri", Value::from(redirect_uri)),
-            ("grant_type", Value::from(context.grant_type.as_str())),
-        ]);
         let texts = [
             &identity.user_id,
             &identity.username,
@@ -269,8 +254,9 @@ impl Input {
             &context.client_id,
             &context.connector_id,
             &context.grant_type,
+            &context.redirect_uri,
         ];
-        let mut size = texts.iter().map(|t| t.len()).max().unwrap_or(0).max(redirect_uri.len()) as u64;
+        let mut size = texts.iter().map(|t| t.len()).max().unwrap_or(0) as u64;
         for list in [&identity.groups, &context.scopes] {
             size = size.max(list.len() as u64).max(list.iter().map(|s| s.len() as u64).max().unwrap_or(0));
         }
@@ -278,29 +264,94 @@ impl Input {
         for value in custom.values() {
             size = size.max(json_size(value));
         }
-        let custom_value = object_from_json(custom);
-        Self { identity: identity_value, request: request_value, custom: custom_value, size }
+        Self { context: context.clone(), custom, size }
+    }
+
+    fn identity(&self) -> Box<dyn Val + '_> {
+        let identity = &self.context.identity;
+        object(vec![
+            ("user_id", string(&identity.user_id)),
+            ("username", string(&identity.username)),
+            ("preferred_username", string(&identity.preferred_username)),
+            ("email", string(&identity.email)),
+            ("email_verified", Box::new(CelBool::from(identity.email_verified))),
+            ("groups", strings(&identity.groups)),
+        ])
+    }
+
+    fn request(&self) -> Box<dyn Val + '_> {
+        let c = &self.context;
+        object(vec![
+            ("client_id", string(&c.client_id)),
+            ("connector_id", string(&c.connector_id)),
+            ("scopes", strings(&c.scopes)),
+            ("redirect_uri", string(&c.redirect_uri)),
+            ("grant_type", string(&c.grant_type)),
+        ])
     }
 }
 
-fn object_from_json(map: &serde_json::Map<String, Json>) -> Value {
-    Value::Map(cel::objects::Map {
-        map: Arc::new(map.iter().map(|(k, v)| (cel::objects::Key::from(k.as_str()), from_json(v))).collect()),
-    })
+impl VariableResolver for Input {
+    fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        let identity = &self.context.identity;
+        let c = &self.context;
+        let value: Box<dyn Val + 'b> = match name {
+            "identity.user_id" => string(&identity.user_id),
+            "identity.username" => string(&identity.username),
+            "identity.preferred_username" => string(&identity.preferred_username),
+            "identity.email" => string(&identity.email),
+            "identity.email_verified" => Box::new(CelBool::from(identity.email_verified)),
+            "identity.groups" => strings(&identity.groups),
+            "request.client_id" => string(&c.client_id),
+            "request.connector_id" => string(&c.connector_id),
+            "request.scopes" => strings(&c.scopes),
+            "request.redirect_uri" => string(&c.redirect_uri),
+            "request.grant_type" => string(&c.grant_type),
+            "identity" => self.identity(),
+            "request" => self.request(),
+            "custom" => json_object(&self.custom),
+            // `custom.a.b` is asked for whole first: answer `custom.a` only, the rest is selected on it.
+            _ => {
+                let key = name.strip_prefix("custom.").filter(|k| !k.contains('.'))?;
+                json_val(self.custom.get(key)?)
+            }
+        };
+        Some(CowVal::Owned(value))
+    }
 }
 
-fn from_json(value: &Json) -> Value {
+fn string(text: &str) -> Box<dyn Val + '_> {
+    Box::new(CelString::from(text))
+}
+
+fn strings(values: &[String]) -> Box<dyn Val + '_> {
+    Box::new(CelList::from(values.iter().map(|s| string(s)).collect::<Vec<_>>()))
+}
+
+fn object<'b>(entries: Vec<(&'b str, Box<dyn Val + 'b>)>) -> Box<dyn Val + 'b> {
+    let map: HashMap<CelMapKey<'b>, Box<dyn Val + 'b>> =
+        entries.into_iter().map(|(k, v)| (CelMapKey::from(k), v)).collect();
+    Box::new(CelMap::from(map))
+}
+
+fn json_object(map: &serde_json::Map<String, Json>) -> Box<dyn Val + '_> {
+    let map: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> =
+        map.iter().map(|(k, v)| (CelMapKey::from(k.as_str()), json_val(v))).collect();
+    Box::new(CelMap::from(map))
+}
+
+fn json_val(value: &Json) -> Box<dyn Val + '_> {
     match value {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => Value::Int(i),
-            (None, Some(u), _) => Value::UInt(u),
-            (_, _, f) => Value::Float(f.unwrap_or(f64::NAN)),
+        Json::Null => Box::new(CelNull),
+        Json::Bool(b) => Box::new(CelBool::from(*b)),
+        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Box::new(CelInt::from(i)),
+            (None, Some(u)) => Box::new(CelUInt::from(u)),
+            _ => Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN))),
         },
-        Json::String(s) => Value::from(s.as_str()),
-        Json::Array(items) => Value::List(Arc::new(items.iter().map(from_json).collect())),
-        Json::Object(map) => object_from_json(map),
+        Json::String(s) => string(s),
+        Json::Array(items) => Box::new(CelList::from(items.iter().map(json_val).collect::<Vec<_>>())),
+        Json::Object(map) => json_object(map),
     }
 }
 
@@ -370,7 +421,7 @@ mod tests {
             redirect_uri: "https://app/cb".into(),
         };
         let Json::Object(custom) = custom else { panic!() };
-        Input::new(&context, &custom)
+        Input::new(&context, custom)
     }
 
     #[test]

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use tessera_claims::reserved::Guard;
 use tessera_claims::template::Template;
-use tessera_claims::{Destinations, OnEmpty, OnError, PostgresEnricherSettings, StaticEnricher};
+use tessera_claims::{
+    CacheSettings, Destinations, HttpEnricherSettings, OnEmpty, OnError, PostgresEnricherSettings, StaticEnricher,
+    TlsFiles,
+};
 
 use super::diagnostics::Diagnostics;
 use super::env::Env;
@@ -19,6 +22,8 @@ pub const ENV_STATIC: &str = "DEX_CUSTOM_CLAIMS_STATIC";
 pub const ENV_URI: &str = "DEX_CUSTOM_CLAIMS_POSTGRES_URI";
 pub const ENV_QUERY: &str = "DEX_CUSTOM_CLAIMS_POSTGRES_QUERY";
 pub const ENV_ARGS: &str = "DEX_CUSTOM_CLAIMS_POSTGRES_QUERY_ARGS";
+/// The name of the enricher the `DEX_CUSTOM_CLAIMS_POSTGRES_*` variables configure.
+pub const ENV_POSTGRES: &str = "env-postgres";
 
 pub fn custom_claims(top: &mut Map, d: &mut Diagnostics, env: &Env, strict: bool) -> Vec<EnricherConfig> {
     let mut enrichers = Vec::new();
@@ -119,16 +124,90 @@ fn enricher(m: &mut Map, d: &mut Diagnostics, env: &Env) -> Option<EnricherConfi
             settings.query = query?;
             EnricherSource::Postgres(settings)
         }
+        "http" => EnricherSource::Http(http(m, d, env)?),
         other => {
             d.error(
                 m.line_of("type"),
                 &m.key_path("type"),
-                format!("unknown enricher type {other:?} (expected static or postgres)"),
+                format!("unknown enricher type {other:?} (expected static, postgres or http)"),
             );
             return None;
         }
     };
-    Some(EnricherConfig { name: name?, source, destinations, guard, grant_types, clients, on_error })
+    let cache = cache(m, d, &source);
+    Some(EnricherConfig { name: name?, source, destinations, guard, grant_types, clients, on_error, cache })
+}
+
+/// `type: http`: what can be checked without calling the hook is checked here (URL, headers, the TLS
+/// files exist); the files are parsed when the enricher is built.
+fn http(m: &mut Map, d: &mut Diagnostics, env: &Env) -> Option<HttpEnricherSettings> {
+    let url = m.required_string(d, "url");
+    let mut settings = HttpEnricherSettings::new(String::new());
+    match m.duration(d, "timeout") {
+        Some(Duration::ZERO) => d.error(m.line_of("timeout"), &m.key_path("timeout"), "must be more than zero"),
+        Some(timeout) => settings.timeout = timeout,
+        None => {}
+    }
+    // `$VAR` expanded, as in a Postgres enricher's `uri`: tokens and secrets stay out of the file.
+    settings.headers = m.string_map(d, "headers").into_iter().map(|(k, v)| (k, env.expand(&v))).collect();
+    for (name, value) in &settings.headers {
+        let valid = axum::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+            && axum::http::HeaderValue::from_str(value).is_ok();
+        if !valid {
+            d.error(m.line_of("headers"), &format!("{}.{name}", m.key_path("headers")), "is not a valid HTTP header");
+        }
+    }
+    settings.hmac_secret = m.string(d, "hmacSecret").map(|s| env.expand(&s)).filter(|s| !s.is_empty());
+    if let Some(mut tls) = m.map(d, "tls") {
+        let mut file = |key: &'static str| {
+            let path = tls.string(d, key)?;
+            if let Err(err) = std::fs::metadata(&path) {
+                d.error(tls.line_of(key), &tls.key_path(key), format!("{path}: {err}"));
+            }
+            Some(path)
+        };
+        settings.tls = TlsFiles { ca_file: file("caFile"), cert_file: file("certFile"), key_file: file("keyFile") };
+        if settings.tls.cert_file.is_some() != settings.tls.key_file.is_some() {
+            d.error(tls.line, &tls.path, "certFile and keyFile go together (the client certificate and its key)");
+        }
+        tls.finish(d, false);
+    }
+    let url = url?;
+    match url::Url::parse(&url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+        _ => {
+            d.error(m.line_of("url"), &m.key_path("url"), format!("{url:?} is not an http(s) URL"));
+            return None;
+        }
+    }
+    settings.url = url;
+    Some(settings)
+}
+
+/// `cache: {ttl, maxEntries, notifyChannel}`: off unless set; `notifyChannel` for Postgres only.
+fn cache(m: &mut Map, d: &mut Diagnostics, source: &EnricherSource) -> Option<CacheSettings> {
+    let mut c = m.map(d, "cache")?;
+    if matches!(source, EnricherSource::Static(_)) {
+        d.error(c.line, &c.path, "a static enricher has nothing to cache");
+    }
+    let ttl = match c.duration(d, "ttl") {
+        Some(ttl) if !ttl.is_zero() => ttl,
+        Some(_) => {
+            d.error(c.line_of("ttl"), &c.key_path("ttl"), "must be more than zero");
+            Duration::from_secs(1)
+        }
+        None => {
+            d.error(c.line, &c.key_path("ttl"), "is required (how long an answer is kept, e.g. 5m)");
+            Duration::from_secs(1)
+        }
+    };
+    let max_entries = c.integer_in(d, "maxEntries", 1..=10_000_000).unwrap_or(10_000);
+    let notify_channel = c.string(d, "notifyChannel").filter(|n| !n.is_empty());
+    if notify_channel.is_some() && !matches!(source, EnricherSource::Postgres(_)) {
+        d.error(c.line_of("notifyChannel"), &c.key_path("notifyChannel"), "only a postgres enricher can LISTEN");
+    }
+    c.finish(d, false);
+    Some(CacheSettings { ttl, max_entries, notify_channel })
 }
 
 fn destinations(m: &mut Map, d: &mut Diagnostics) -> Destinations {
@@ -169,6 +248,7 @@ fn from_environment(d: &mut Diagnostics, env: &Env) -> Vec<EnricherConfig> {
                     grant_types: Vec::new(),
                     clients: Vec::new(),
                     on_error: OnError::Deny,
+                    cache: None,
                 }),
                 Err(err) => d.error(0, ENV_STATIC, err),
             },
@@ -202,13 +282,14 @@ fn from_environment(d: &mut Diagnostics, env: &Env) -> Vec<EnricherConfig> {
                 }
             }
             enrichers.push(EnricherConfig {
-                name: "env-postgres".into(),
+                name: ENV_POSTGRES.into(),
                 source: EnricherSource::Postgres(PostgresEnricherSettings::new(uri, query, args)),
                 destinations: Destinations::default(),
                 guard: Guard::default(),
                 grant_types: Vec::new(),
                 clients: Vec::new(),
                 on_error: OnError::Deny,
+                cache: None,
             });
         }
     }

@@ -19,6 +19,7 @@ pub mod yaml;
 
 use std::path::Path;
 
+pub use claims::{ENV_ARGS, ENV_POSTGRES, ENV_QUERY, ENV_URI};
 pub use diagnostics::Diagnostic;
 pub use duration::parse_go_duration;
 pub use env::Env;

@@ -113,6 +113,8 @@ pub struct EnricherConfig {
     pub clients: Vec<String>,
     /// What its failure means: no token (`deny`, the default) or a token without its claims (`omit`).
     pub on_error: tessera_claims::OnError,
+    /// Off unless configured.
+    pub cache: Option<tessera_claims::CacheSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +122,8 @@ pub enum EnricherSource {
     /// A JSON object (already checked).
     Static(serde_json::Value),
     Postgres(tessera_claims::PostgresEnricherSettings),
+    /// A webhook (`type: http`).
+    Http(tessera_claims::HttpEnricherSettings),
 }
 
 impl Config {

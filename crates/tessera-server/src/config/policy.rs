@@ -109,7 +109,7 @@ impl PolicyReader {
             let expression = filter.required_string(d, "expression");
             let message = filter.string(d, "message");
             if let Some(expression) = expression
-                && let Some(env) = self.environment(d, filter.line, &filter.path.clone())
+                && let Some(env) = self.environment(d, filter.line, &filter.key_path("expression"))
             {
                 match policy::rule(env, format!("{origin}.filter"), &expression, message.as_deref()) {
                     Ok(compiled) => scope.token.filter = Some(compiled),

@@ -92,6 +92,7 @@ pub struct Metrics {
     enrichment_failures: IntCounterVec,
     reserved_dropped: IntCounterVec,
     enrichment_omitted: IntCounterVec,
+    cache_lookups: IntCounterVec,
     storage_times: Arc<StorageTimes>,
     pool_max: IntGaugeVec,
     pool_in_use: IntGaugeVec,
@@ -297,6 +298,16 @@ impl Metrics {
                     &["enricher"],
                 )?,
             )?,
+            cache_lookups: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "tessera_claims_cache_lookups_total",
+                        "Lookups in a custom-claims enricher's cache, by enricher and result (hit or miss).",
+                    ),
+                    &["enricher", "result"],
+                )?,
+            )?,
             storage_times: Arc::new(StorageTimes { by_operation }),
             pool_max: pool_gauge("tessera_pool_connections_max", "The most connections a pool opens.")?,
             pool_in_use: pool_gauge(
@@ -367,6 +378,7 @@ impl Metrics {
             &self.enrichment_failures,
             &self.reserved_dropped,
             &self.enrichment_omitted,
+            &self.cache_lookups,
         ))
     }
 

@@ -29,6 +29,8 @@ struct Link {
     duration: Option<Histogram>,
     dropped: Option<IntCounter>,
     omitted: Option<IntCounter>,
+    cache_hits: Option<IntCounter>,
+    cache_misses: Option<IntCounter>,
 }
 
 /// The custom-claims metrics of one chain, its links in the chain's order.
@@ -44,6 +46,7 @@ impl ClaimsObserver {
         failures: &IntCounterVec,
         reserved_dropped: &IntCounterVec,
         omitted: &IntCounterVec,
+        cache: &IntCounterVec,
     ) -> Self {
         let links = names
             .iter()
@@ -52,6 +55,8 @@ impl ClaimsObserver {
                 duration: child(duration, &[name]),
                 dropped: child(reserved_dropped, &[name]),
                 omitted: child(omitted, &[name]),
+                cache_hits: child(cache, &[name, "hit"]),
+                cache_misses: child(cache, &[name, "miss"]),
             })
             .collect();
         Self { links, failures: failures.clone() }
@@ -73,6 +78,13 @@ impl ChainObserver for ClaimsObserver {
 
     fn reserved_dropped(&self, link: usize) {
         if let Some(counter) = self.links.get(link).and_then(|link| link.dropped.as_ref()) {
+            counter.inc();
+        }
+    }
+
+    fn cached(&self, link: usize, hit: bool) {
+        let Some(link) = self.links.get(link) else { return };
+        if let Some(counter) = if hit { &link.cache_hits } else { &link.cache_misses } {
             counter.inc();
         }
     }

@@ -587,7 +587,7 @@ fn the_custom_claims_section_is_checked_at_load() {
     assert_has(&errors, "config.yaml:22: customClaims.enrichers[2].timeout: must be more than zero");
     assert_has(
         &errors,
-        "config.yaml:24: customClaims.enrichers[3].type: unknown enricher type \"ldap\" (expected static or postgres)",
+        "config.yaml:24: customClaims.enrichers[3].type: unknown enricher type \"ldap\" (expected static, postgres or http)",
     );
 }
 

@@ -167,7 +167,26 @@ async fn a_reserved_column_stops_start_up() {
     let err = server_with_env(SKIP_CONSENT, "", "", &env).await.err().expect("refused");
     assert_eq!(
         err,
-        "custom claims enricher \"env-postgres\": column \"sub\": claim \"sub\" is reserved and can never be set by custom claims"
+        "custom claims enricher \"env-postgres\": DEX_CUSTOM_CLAIMS_POSTGRES_QUERY: column \"sub\": claim \"sub\" is reserved and can never be set by custom claims"
+    );
+}
+
+#[tokio::test]
+async fn errors_of_the_forks_variables_name_the_variable() {
+    let Some(db) = ClaimsDb::new().await else { return };
+    let env = db.env("SELECT org FROM users WHERE user_id = $1 AND email = $2", r#"["{{.UserID}}"]"#, None);
+    let err = server_with_env(SKIP_CONSENT, "", "", &env).await.err().expect("refused");
+    assert_eq!(
+        err,
+        "custom claims enricher \"env-postgres\": DEX_CUSTOM_CLAIMS_POSTGRES_QUERY_ARGS: the query has 2 parameter(s) but 1 argument template(s) are given"
+    );
+    let env = db.env("SELECT nope FROM users WHERE user_id = $1", r#"["{{.UserID}}"]"#, None);
+    let err = server_with_env(SKIP_CONSENT, "", "", &env).await.err().expect("refused");
+    assert!(
+        err.starts_with(
+            "custom claims enricher \"env-postgres\": DEX_CUSTOM_CLAIMS_POSTGRES_QUERY: the query does not prepare: "
+        ),
+        "{err}"
     );
 }
 

@@ -201,3 +201,18 @@ async fn login_hint_fills_the_form_and_remember_me_is_the_users_choice() {
     running.shutdown().await;
     plain.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_auth_policy_judges_single_sign_on_as_it_judges_a_login() {
+    let text = format!(
+        "{CLIENTS}authPolicy:\n- expression: \"request.client_id == 'second'\"\n  message: \"'second is closed to ' + identity.email\"\n"
+    );
+    let (running, _clock) = server_with_env(&text, "", "", &sessions_on()).await.unwrap();
+    let browser = Browser::new(APP);
+    let (_, back) = log_in(&browser, &running, "shares-all").await;
+    id_token(&running, &back, "shares-all", "s1").await;
+    let denied = start(&browser, &running, "second").await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.body);
+    assert!(denied.body.contains("second is closed to admin@example.com"), "{}", denied.body);
+    running.shutdown().await;
+}

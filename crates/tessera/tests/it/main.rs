@@ -430,6 +430,13 @@ tokenPolicy:
     );
     let out = Command::new(BIN).args(["check-config", path.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(
+            "policies:   1 authPolicy rule(s), 2 tokenPolicy claim(s), 0 filter(s) (0 client(s) with their own); expressions type-checked"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
     std::fs::write(&path, "issuer: https://id.example/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:0\nauthPolicy:\n- expression: identity.emial == ''\n").unwrap();
     let out = Command::new(BIN).args(["check-config", path.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -471,7 +478,9 @@ fn claims_preview_and_check_config_run_the_postgres_checks() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("custom claims enricher \"env-postgres\": column \"sub\": claim \"sub\" is reserved"),
+        stderr.contains(
+            "custom claims enricher \"env-postgres\": DEX_CUSTOM_CLAIMS_POSTGRES_QUERY: column \"sub\": claim \"sub\" is reserved"
+        ),
         "{stderr}"
     );
     let out = run(&["check-config"], "SELECT $1::text AS tenant_user, $2::text AS e");

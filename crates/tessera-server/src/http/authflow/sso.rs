@@ -61,6 +61,10 @@ async fn sign_in(
     if !request_allows_reuse(&request.prompt, request.max_age, session.auth_time, state.clock.now()) {
         return Ok(None);
     }
+    // The auth policy judges a sign-in from the session as it judges a login.
+    if let Err(denied) = state.issuer.authorize_login(request, &session.claims).await {
+        return Err(denied.into_page(&state.pages));
+    }
     let signed_in = sessions
         .sign_in(&session, &request.client_id, &request.connector_id)
         .await
