@@ -78,6 +78,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "running the test suite"
 cargo test --workspace --locked
 
+# Three real replicas on one PostgreSQL, with custom claims from another, driven while a replica is
+# killed, the storage database restarted and the claims database stopped (the short form: ~90 s).
+log "running the three-replica fault test"
+scripts/faults.sh
+
 # Tests never compare the test clock with the real one; a second pass with the test clock a year ahead
 # of today proves it (a token minted at a fixed test date must not "expire" as the real days pass).
 log "running the server and storage suites again with the test clock a year ahead"
