@@ -1,6 +1,7 @@
 // The reference OpenID provider (panva/oidc-provider, certified) for tessera's OIDC connector tests.
-// PORT: where to listen; RP_REDIRECT: the redirect URI of tessera's connector. Any login/password is
-// accepted by the built-in development interactions.
+// PORT: where to listen; RP_REDIRECT: the redirect URI of tessera's connector; RP_POST_LOGOUT
+// (optional): where its RP-initiated logout may send the browser back. Any login/password is accepted
+// by the built-in development interactions.
 import Provider from 'oidc-provider';
 
 const PORT = Number(process.env.PORT || 3000);
@@ -15,6 +16,7 @@ const oidc = new Provider(ISSUER, {
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     redirect_uris: [process.env.RP_REDIRECT],
+    post_logout_redirect_uris: process.env.RP_POST_LOGOUT ? [process.env.RP_POST_LOGOUT] : [],
   }],
   features: { devInteractions: { enabled: true } },
   scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],

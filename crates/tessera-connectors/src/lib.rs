@@ -1,6 +1,6 @@
 //! tessera-connectors: how users prove who they are. Each connector kind implements one of the login
 //! traits ([`PasswordConnector`] for forms, [`CallbackConnector`] for redirects to an upstream) and,
-//! optionally, [`RefreshConnector`] and [`TokenIdentityConnector`]. [`open`] builds a connector from
+//! optionally, [`RefreshConnector`], [`TokenIdentityConnector`] and [`LogoutConnector`]. [`open`] builds a connector from
 //! its configuration.
 
 pub mod authproxy;
@@ -74,6 +74,19 @@ pub trait RefreshConnector: Send + Sync {
 #[async_trait]
 pub trait TokenIdentityConnector: Send + Sync {
     async fn token_identity(&self, subject_token_type: &str, subject_token: &str) -> Result<Identity, ConnectorError>;
+}
+
+/// A connector whose upstream can end its own session when the user logs out of tessera (Dex's
+/// `LogoutCallbackConnector`): the browser goes to the upstream's logout page and comes back to
+/// `/logout/callback`.
+#[async_trait]
+pub trait LogoutConnector: Send + Sync {
+    /// Where to send the browser to end the upstream session, asking it to come back to
+    /// `callback_url`; `None` when the upstream offers no logout.
+    fn logout_url(&self, callback_url: &str) -> Result<Option<String>, ConnectorError>;
+    /// Checks what the upstream sent back to `/logout/callback` (an OIDC upstream sends nothing to
+    /// check; a SAML one would send a signed response).
+    async fn handle_logout_callback(&self, request: &CallbackRequest) -> Result<(), ConnectorError>;
 }
 
 /// How a connector logs users in.

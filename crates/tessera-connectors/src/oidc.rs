@@ -14,7 +14,8 @@ use tessera_jose::{JoseError, PublicKey};
 use time::OffsetDateTime;
 
 use crate::{
-    CallbackConnector, CallbackRequest, ConnectorError, Identity, RefreshConnector, Scopes, TokenIdentityConnector,
+    CallbackConnector, CallbackRequest, ConnectorError, Identity, LogoutConnector, RefreshConnector, Scopes,
+    TokenIdentityConnector,
 };
 
 /// Every call to the upstream is bounded: a slow upstream gives an error page, not a hung login.
@@ -159,6 +160,8 @@ struct Discovery {
     userinfo_endpoint: String,
     #[serde(default)]
     code_challenge_methods_supported: Vec<String>,
+    #[serde(default)]
+    end_session_endpoint: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,6 +181,8 @@ pub struct OidcConnector {
     token_url: String,
     jwks_url: String,
     userinfo_url: String,
+    /// The upstream's RP-initiated logout endpoint; empty when it has none.
+    end_session_url: String,
     pkce: bool,
     http: reqwest::Client,
     keys: RwLock<Vec<PublicKey>>,
@@ -254,7 +259,10 @@ impl OidcConnector {
         let or = |over: &str, found: &str| if over.is_empty() { found.to_owned() } else { over.to_owned() };
         let pkce =
             config.pkce_challenge.unwrap_or(discovery.code_challenge_methods_supported.iter().any(|m| m == "S256"));
+        let end_session_url = or(&overrides.end_session_url, &discovery.end_session_endpoint);
+        check_end_session_url(&end_session_url)?;
         Ok(Self {
+            end_session_url,
             auth_url: or(&overrides.auth_url, &discovery.authorization_endpoint),
             token_url: or(&overrides.token_url, &discovery.token_endpoint),
             jwks_url: or(&overrides.jwks_url, &discovery.jwks_uri),
@@ -265,6 +273,11 @@ impl OidcConnector {
             keys: RwLock::new(Vec::new()),
             config,
         })
+    }
+
+    /// Whether the upstream offers RP-initiated logout (discovered, or `endSessionURL`).
+    pub fn has_logout(&self) -> bool {
+        !self.end_session_url.is_empty()
     }
 
     fn redirect_uri<'a>(&'a self, callback_url: &'a str) -> &'a str {
@@ -364,6 +377,51 @@ impl OidcConnector {
         }
         Ok(identity)
     }
+}
+
+#[async_trait]
+impl LogoutConnector for OidcConnector {
+    fn logout_url(&self, callback_url: &str) -> Result<Option<String>, ConnectorError> {
+        if self.end_session_url.is_empty() {
+            return Ok(None);
+        }
+        upstream_logout_url(&self.end_session_url, &self.config.client_id, callback_url).map(Some)
+    }
+
+    /// An OIDC upstream just redirects back: there is no answer to check.
+    async fn handle_logout_callback(&self, _request: &CallbackRequest) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+/// An end-session endpoint must be an http(s) URL (as Dex): the browser is sent there at logout.
+fn check_end_session_url(end_session_url: &str) -> Result<(), ConnectorError> {
+    if end_session_url.is_empty() {
+        return Ok(());
+    }
+    let parsed = url::Url::parse(end_session_url)
+        .map_err(|e| config_error(format!("oidc: invalid end_session_endpoint: {e}")))?;
+    match parsed.scheme() {
+        "http" | "https" => Ok(()),
+        other => Err(config_error(format!("oidc: end_session_endpoint must use http or https scheme, got {other:?}"))),
+    }
+}
+
+/// The upstream's logout URL for tessera's client (OpenID Connect RP-Initiated Logout §2): where to
+/// come back, and `client_id` so the upstream can check that URI without an `id_token_hint`. The
+/// endpoint's own query parameters are kept.
+pub fn upstream_logout_url(
+    end_session_url: &str,
+    client_id: &str,
+    post_logout_redirect_uri: &str,
+) -> Result<String, ConnectorError> {
+    let mut url = url::Url::parse(end_session_url).map_err(|e| failed(format!("invalid end_session_endpoint: {e}")))?;
+    if !post_logout_redirect_uri.is_empty() {
+        url.query_pairs_mut()
+            .append_pair("client_id", client_id)
+            .append_pair("post_logout_redirect_uri", post_logout_redirect_uri);
+    }
+    Ok(url.to_string())
 }
 
 /// Why an upstream ID token was refused.
@@ -639,6 +697,35 @@ mod tests {
     use tessera_jose::{Algorithm, PrivateKey};
 
     const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn the_upstream_logout_url_names_the_client_and_where_to_come_back() {
+        let back = "https://tessera.example/dex/logout/callback";
+        assert_eq!(
+            upstream_logout_url("https://up.example/logout", "tessera", back).unwrap(),
+            "https://up.example/logout?client_id=tessera&post_logout_redirect_uri=https%3A%2F%2Ftessera.example%2Fdex%2Flogout%2Fcallback"
+        );
+        assert_eq!(
+            upstream_logout_url("https://up.example/logout?tenant=a%20b", "tessera", back).unwrap(),
+            "https://up.example/logout?tenant=a%20b&client_id=tessera&post_logout_redirect_uri=https%3A%2F%2Ftessera.example%2Fdex%2Flogout%2Fcallback",
+            "the endpoint's own parameters stay"
+        );
+        assert_eq!(
+            upstream_logout_url("https://up.example/logout", "tessera", "").unwrap(),
+            "https://up.example/logout"
+        );
+    }
+
+    #[test]
+    fn an_end_session_endpoint_must_be_http_or_https() {
+        assert!(check_end_session_url("").is_ok(), "none at all is fine: no upstream logout");
+        assert!(check_end_session_url("http://up.example/logout").is_ok());
+        assert!(check_end_session_url("https://up.example/logout").is_ok());
+        let err = check_end_session_url("javascript:alert(1)").unwrap_err().to_string();
+        assert!(err.contains("end_session_endpoint must use http or https scheme, got \"javascript\""), "{err}");
+        let err = check_end_session_url("not a url").unwrap_err().to_string();
+        assert!(err.contains("invalid end_session_endpoint"), "{err}");
+    }
 
     fn signed(key: &PrivateKey, claims: Value) -> String {
         key.sign_jwt(&claims).unwrap()

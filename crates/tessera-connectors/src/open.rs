@@ -7,7 +7,7 @@ use tessera_storage::Storage;
 
 use crate::local::LocalConnector;
 use crate::mock::{MockCallback, MockPassword};
-use crate::{ConnectorError, Login, RefreshConnector, TokenIdentityConnector};
+use crate::{ConnectorError, Login, LogoutConnector, RefreshConnector, TokenIdentityConnector};
 
 /// A connector ready to log users in.
 #[derive(Clone)]
@@ -18,6 +18,8 @@ pub struct OpenedConnector {
     pub login: Login,
     pub refresh: Option<Arc<dyn RefreshConnector>>,
     pub token_identity: Option<Arc<dyn TokenIdentityConnector>>,
+    /// Ends the upstream's session at logout, for a connector whose upstream has a logout endpoint.
+    pub logout: Option<Arc<dyn LogoutConnector>>,
     /// Grant types it may be used for; `None` means all.
     pub grant_types: Option<Vec<String>>,
 }
@@ -43,6 +45,7 @@ pub async fn open(connector: &Connector, storage: &Storage) -> Result<OpenedConn
         login,
         refresh,
         token_identity,
+        logout: None,
         grant_types: connector.grant_types.clone(),
     };
     match connector.kind.as_str() {
@@ -70,7 +73,8 @@ pub async fn open(connector: &Connector, storage: &Storage) -> Result<OpenedConn
         "oidc" => {
             let oidc = Arc::new(crate::oidc::OidcConnector::open(&connector.config).await?);
             let token_identity: Arc<dyn TokenIdentityConnector> = oidc.clone();
-            Ok(opened(Login::Callback(oidc.clone()), Some(oidc), Some(token_identity)))
+            let logout = oidc.has_logout().then(|| oidc.clone() as Arc<dyn LogoutConnector>);
+            Ok(OpenedConnector { logout, ..opened(Login::Callback(oidc.clone()), Some(oidc), Some(token_identity)) })
         }
         "oauth" => {
             let oauth = Arc::new(crate::oauth::OAuthConnector::open(&connector.config)?);

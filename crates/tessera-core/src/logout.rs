@@ -123,6 +123,7 @@ mod tests {
             last_activity: now,
             absolute_expiry: now + time::Duration::HOUR,
             idle_expiry: now + time::Duration::HOUR,
+            logout_state: None,
             remember_me: false,
         }
     }

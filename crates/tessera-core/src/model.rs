@@ -195,9 +195,23 @@ pub struct AuthSession {
     /// `last_activity` + `sessions.validIfNotUsedFor`, moved by every use.
     #[serde(with = "time::serde::rfc3339")]
     pub idle_expiry: OffsetDateTime,
+    /// Set while the browser is at the upstream's logout page: the session ends when it comes back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logout_state: Option<LogoutState>,
     /// The "remember me" choice: a persistent cookie rather than one for the browser's lifetime.
     #[serde(default)]
     pub remember_me: bool,
+}
+
+/// A logout parked on its session while the upstream ends its own (Dex's `LogoutState`): what the
+/// relying party asked for, to answer it once the browser is back at `/logout/callback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutState {
+    /// Validated against the client's registration before it was parked.
+    pub post_logout_redirect_uri: String,
+    pub state: String,
+    pub client_id: String,
+    pub connector_id: String,
 }
 
 /// What tessera keeps of a user across sessions (Dex's `UserIdentity`, kept with sessions on): the

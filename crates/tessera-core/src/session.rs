@@ -55,6 +55,7 @@ pub fn start(new: NewSession<'_>, policy: &SessionPolicy, now: OffsetDateTime) -
         last_activity: now,
         absolute_expiry: plus(now, policy.absolute_lifetime),
         idle_expiry: plus(now, policy.valid_if_not_used_for),
+        logout_state: None,
         remember_me: new.remember_me,
     }
 }

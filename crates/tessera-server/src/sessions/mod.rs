@@ -36,6 +36,18 @@ pub struct Recorded {
     pub cookie: Option<HeaderValue>,
 }
 
+/// What a request's session cookie leads to.
+pub enum ByCookie {
+    /// No cookie, or one this server did not make.
+    NoCookie,
+    /// A genuine cookie for a session that has ended.
+    Gone,
+    /// The cookie names a session but was not made for it.
+    Forged,
+    /// The session the cookie was issued for (maybe expired since).
+    Proven(Box<AuthSession>),
+}
+
 /// A login the session records.
 pub struct Login<'a> {
     pub client_id: &'a str,
@@ -74,24 +86,30 @@ impl Sessions {
     /// The live session the request's cookie proves, if any. A cookie this server did not make, or
     /// one whose MAC does not match its session, is logged and treated as no session.
     pub async fn current(&self, headers: &HeaderMap) -> Result<Option<AuthSession>, StorageError> {
+        Ok(match self.by_cookie(headers).await? {
+            ByCookie::Proven(stored) if session::is_alive(&stored, self.clock.now()) => Some(*stored),
+            _ => None,
+        })
+    }
+
+    /// The session the request's cookie names, whether or not it is still alive, or why there is
+    /// none (the logout callback answers each case differently).
+    pub async fn by_cookie(&self, headers: &HeaderMap) -> Result<ByCookie, StorageError> {
         let Some(value) = cookie_value(headers, &self.cookie_name) else {
-            return Ok(None);
+            return Ok(ByCookie::NoCookie);
         };
         let Some(presented) = self.codec.decode(value) else {
             tracing::warn!(cookie = %self.cookie_name, "ignoring a session cookie this server did not issue");
-            return Ok(None);
+            return Ok(ByCookie::NoCookie);
         };
         let Some(stored) = self.storage.get::<AuthSession>(&presented.id).await.optional()? else {
-            return Ok(None);
+            return Ok(ByCookie::Gone);
         };
         if !presented.proves(&stored.secret) {
             tracing::warn!(cookie = %self.cookie_name, "ignoring a session cookie with a forged signature");
-            return Ok(None);
+            return Ok(ByCookie::Forged);
         }
-        if !session::is_alive(&stored, self.clock.now()) {
-            return Ok(None);
-        }
-        Ok(Some(stored))
+        Ok(ByCookie::Proven(Box::new(stored)))
     }
 
     /// Whether the session with this ID is still alive (not ended, not expired).

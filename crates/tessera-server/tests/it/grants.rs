@@ -342,6 +342,7 @@ async fn a_subject_token_that_does_not_verify_is_refused() {
         login: tessera_connectors::Login::Callback(Arc::new(tessera_connectors::mock::MockCallback)),
         refresh: None,
         token_identity: Some(Arc::new(OneTokenUpstream)),
+        logout: None,
         grant_types: None,
     };
     let clock = Arc::new(tessera_core::clock::TestClock::at_test_epoch());

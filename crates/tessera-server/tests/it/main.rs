@@ -35,4 +35,5 @@ mod serve;
 mod session_prompts;
 mod sessions;
 mod upstream_apis;
+mod upstream_logout;
 mod userinfo;

@@ -192,9 +192,9 @@ async fn upstream_id_tokens_are_exchanged_and_forgeries_refused() {
 }
 
 /// oidc-provider (the certified reference OP) started by the test, stopped when dropped.
-struct ReferenceProvider {
+pub(crate) struct ReferenceProvider {
     process: std::process::Child,
-    issuer: String,
+    pub(crate) issuer: String,
 }
 
 impl Drop for ReferenceProvider {
@@ -205,6 +205,11 @@ impl Drop for ReferenceProvider {
 }
 
 async fn reference_provider(redirect: &str) -> Option<ReferenceProvider> {
+    reference_provider_with_logout(redirect, "").await
+}
+
+/// As [`reference_provider`], with `post_logout` registered for RP-initiated logout (when not empty).
+pub(crate) async fn reference_provider_with_logout(redirect: &str, post_logout: &str) -> Option<ReferenceProvider> {
     let script = match std::env::var("TESSERA_TEST_OIDC_PROVIDER") {
         Ok(script) => script,
         Err(_) if std::env::var_os("CI").is_some() => panic!("CI is set but TESSERA_TEST_OIDC_PROVIDER is not"),
@@ -218,6 +223,7 @@ async fn reference_provider(redirect: &str) -> Option<ReferenceProvider> {
         .arg(&script)
         .env("PORT", port.to_string())
         .env("RP_REDIRECT", redirect)
+        .env("RP_POST_LOGOUT", post_logout)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -353,6 +353,7 @@ fn auth_session(created: OffsetDateTime) -> AuthSession {
         last_activity: created,
         absolute_expiry: created + Duration::hours(24),
         idle_expiry: created + Duration::hours(1),
+        logout_state: None,
         remember_me: true,
     }
 }

@@ -32,7 +32,7 @@ pub async fn named(
     handle(&state, &headers, Some(connector_id), CallbackRequest { query, headers: collect(&headers, true) }).await
 }
 
-fn collect(headers: &HeaderMap, trust_proxy_headers: bool) -> HashMap<String, String> {
+pub(crate) fn collect(headers: &HeaderMap, trust_proxy_headers: bool) -> HashMap<String, String> {
     let pairs = headers.iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
     callback_headers(pairs, trust_proxy_headers)
 }

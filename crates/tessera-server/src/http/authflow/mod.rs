@@ -3,7 +3,7 @@
 //! (return from an upstream), `/approval` (consent), and the response to the client.
 
 mod authorize;
-mod callback;
+pub(crate) mod callback;
 mod consent;
 mod finalize;
 mod login;
