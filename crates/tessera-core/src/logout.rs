@@ -124,6 +124,8 @@ mod tests {
             absolute_expiry: now + time::Duration::HOUR,
             idle_expiry: now + time::Duration::HOUR,
             remember_me: false,
+            ip_address: String::new(),
+            user_agent: String::new(),
         }
     }
 

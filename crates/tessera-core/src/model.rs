@@ -198,6 +198,13 @@ pub struct AuthSession {
     /// The "remember me" choice: a persistent cookie rather than one for the browser's lifetime.
     #[serde(default)]
     pub remember_me: bool,
+    /// The client's address (`web.clientRemoteIP`, no port) at the login that created or last
+    /// renewed the session; empty when unknown. For operators (the gRPC API), never a decision.
+    #[serde(default)]
+    pub ip_address: String,
+    /// The browser's `User-Agent` at that login, cut to `session::MAX_USER_AGENT` bytes.
+    #[serde(default)]
+    pub user_agent: String,
 }
 
 /// What tessera keeps of a user across sessions (Dex's `UserIdentity`, kept with sessions on): the

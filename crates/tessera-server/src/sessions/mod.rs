@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use tessera_core::clock::Clock;
 use tessera_core::id::new_id;
 use tessera_core::model::{AuthRequest, AuthSession, Claims, Client, UserIdentity};
-use tessera_core::session::{self, NewSession, SessionPolicy};
+use tessera_core::session::{self, NewSession, Origin, Relogin, SessionPolicy};
 use tessera_storage::{Optional, Storage, StorageError};
 
 use crate::config::{Config, SsoDefault};
@@ -42,6 +42,8 @@ pub struct Login<'a> {
     pub connector_id: &'a str,
     pub claims: &'a Claims,
     pub remember_me: bool,
+    /// The client's address and user agent, recorded on the session at every login into it.
+    pub origin: Origin,
 }
 
 impl Sessions {
@@ -111,7 +113,8 @@ impl Sessions {
                 let updated = self
                     .storage
                     .update::<AuthSession, _, StorageError>(&current.id, |stored| {
-                        let mut used = session::record_use(stored, login.client_id, Some(&claims), &self.policy, now);
+                        let relogin = Relogin { claims: &claims, origin: &login.origin };
+                        let mut used = session::record_use(stored, login.client_id, Some(relogin), &self.policy, now);
                         used.remember_me = login.remember_me;
                         Ok(used)
                     })
@@ -132,6 +135,7 @@ impl Sessions {
             claims: login.claims,
             client_id: login.client_id,
             remember_me: login.remember_me,
+            origin: login.origin.clone(),
         };
         let created = session::start(new, &self.policy, now);
         self.storage.create(&created).await?;

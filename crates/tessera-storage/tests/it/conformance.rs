@@ -354,6 +354,8 @@ fn auth_session(created: OffsetDateTime) -> AuthSession {
         absolute_expiry: created + Duration::hours(24),
         idle_expiry: created + Duration::hours(1),
         remember_me: true,
+        ip_address: "192.0.2.1".into(),
+        user_agent: "Mozilla/5.0".into(),
     }
 }
 
