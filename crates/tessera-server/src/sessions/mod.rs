@@ -162,6 +162,12 @@ impl Sessions {
             .map(drop)
     }
 
+    /// The identity recorded at the user's last login through `connector_id`, if any: what a refresh
+    /// issues tokens from with sessions on.
+    pub async fn last_identity(&self, user_id: &str, connector_id: &str) -> Result<Option<UserIdentity>, StorageError> {
+        self.storage.get_user_identity(user_id, connector_id).await.optional()
+    }
+
     /// Whether the user approved every scope `request` asks of its client before.
     pub async fn consented(&self, request: &AuthRequest) -> Result<bool, StorageError> {
         let Some(identity) =
