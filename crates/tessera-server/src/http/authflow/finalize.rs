@@ -85,8 +85,9 @@ pub async fn finalize_login(
     response
 }
 
-/// Where the login came from. The `User-Agent` is read as sent (lossily, as Go's string would hold
-/// its bytes), and cut to a bounded length by [`Origin::new`].
+/// Where the login came from. The `User-Agent` is kept as sent, except bytes that are not UTF-8
+/// (replaced: Go would keep them raw, but they could not go through the gRPC API's string), and cut
+/// to a bounded length by [`Origin::new`].
 fn origin(headers: &HeaderMap, client_ip: Option<IpAddr>) -> Origin {
     let agent = headers.get(header::USER_AGENT).map(|value| String::from_utf8_lossy(value.as_bytes()));
     Origin::new(client_ip, agent.as_deref().unwrap_or_default())
