@@ -125,6 +125,8 @@ mod tests {
             idle_expiry: now + time::Duration::HOUR,
             logout_state: None,
             remember_me: false,
+            ip_address: String::new(),
+            user_agent: String::new(),
         }
     }
 

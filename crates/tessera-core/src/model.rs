@@ -201,6 +201,13 @@ pub struct AuthSession {
     /// The "remember me" choice: a persistent cookie rather than one for the browser's lifetime.
     #[serde(default)]
     pub remember_me: bool,
+    /// The client's address (`web.clientRemoteIP`, no port) at the login that created or last
+    /// renewed the session; empty when unknown. For operators (the gRPC API), never a decision.
+    #[serde(default)]
+    pub ip_address: String,
+    /// The browser's `User-Agent` at that login, cut to `session::MAX_USER_AGENT` bytes.
+    #[serde(default)]
+    pub user_agent: String,
 }
 
 /// A logout parked on its session while the upstream ends its own (Dex's `LogoutState`): what the

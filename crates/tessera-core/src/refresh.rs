@@ -1,12 +1,13 @@
 //! Refresh-token rules as pure functions of (token, time, policy): which secrets are accepted, when a
-//! token has expired, and whether using it rotates it (Dex's `refresh_lookup.go` and rotation).
+//! token has expired, whether using it rotates it (Dex's `refresh_lookup.go` and rotation), and
+//! where the refreshed identity comes from (Dex's `grants/refresh.go`).
 
 use std::time::Duration;
 
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use crate::model::{Claims, RefreshToken};
+use crate::model::{Claims, RefreshToken, UserIdentity};
 
 /// `expiry.refreshTokens`; zero durations mean disabled or unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,6 +34,32 @@ pub enum Use {
 impl Use {
     pub fn refreshes_identity(self) -> bool {
         matches!(self, Use::Rotate | Use::Touch)
+    }
+}
+
+/// Where a use of a refresh token takes the user's identity from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentitySource<'a> {
+    /// The use refreshes nothing (inside the reuse interval): the claims the token already carries.
+    Token,
+    /// The identity recorded at the user's last login (sessions on, as Dex master): the connector is
+    /// not asked, so the downstream refresh no longer depends on the upstream's (which may have
+    /// expired, or answer differently now). The user logs in again to pick up a change.
+    Stored(&'a UserIdentity),
+    /// The connector, asked again: sessions off, or sessions on but no identity stored for the
+    /// token's user and connector — a token issued before sessions were turned on, by the password
+    /// grant, or imported from Dex. Dex fails such a refresh with a 500; tessera asks the connector,
+    /// as it would without sessions, rather than strand the token.
+    Connector,
+}
+
+/// Where `planned`'s identity comes from, given the identity stored for the token's user and
+/// connector (`None` with sessions off: it is not read then, as in Dex).
+pub fn identity_source(planned: Use, stored: Option<&UserIdentity>) -> IdentitySource<'_> {
+    match (planned.refreshes_identity(), stored) {
+        (false, _) => IdentitySource::Token,
+        (true, Some(identity)) => IdentitySource::Stored(identity),
+        (true, None) => IdentitySource::Connector,
     }
 }
 
@@ -176,6 +203,26 @@ mod tests {
         assert_eq!(decide(&token(), later, &policy(false, 120, 0, 0)), Use::Unchanged);
         assert!(Use::Rotate.refreshes_identity() && Use::Touch.refreshes_identity());
         assert!(!Use::ReuseCurrent.refreshes_identity() && !Use::Unchanged.refreshes_identity());
+    }
+
+    #[test]
+    fn a_stored_identity_replaces_the_connector_and_its_absence_falls_back_to_it() {
+        let stored = UserIdentity {
+            user_id: "u1".into(),
+            connector_id: "local".into(),
+            claims: Claims { email: "at-login@example.com".into(), ..Claims::default() },
+            consents: Default::default(),
+            created_at: T0,
+            last_login: T0,
+        };
+        for planned in [Use::Rotate, Use::Touch] {
+            assert_eq!(identity_source(planned, Some(&stored)), IdentitySource::Stored(&stored));
+            assert_eq!(identity_source(planned, None), IdentitySource::Connector, "sessions off, or none stored");
+        }
+        for planned in [Use::ReuseCurrent, Use::Unchanged] {
+            assert_eq!(identity_source(planned, Some(&stored)), IdentitySource::Token);
+            assert_eq!(identity_source(planned, None), IdentitySource::Token);
+        }
     }
     fn planned<'a>(planned: Use, presented: &'a str, claims: &'a Claims, now: OffsetDateTime) -> PlannedUse<'a> {
         PlannedUse { presented, planned, new_secret: "next", claims, now }

@@ -1,6 +1,7 @@
 //! Browser-session rules as pure functions of (session, clients, time): whether a session is still
 //! alive, how a use moves its idle expiry, and which clients single sign-on lets it into.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -31,6 +32,30 @@ pub fn expiry(session: &AuthSession) -> OffsetDateTime {
     session.absolute_expiry.min(session.idle_expiry)
 }
 
+/// A `User-Agent` is cut to this many bytes: the header is the browser's to choose, and the session
+/// is rewritten at every use, so an enormous one would be carried through every write.
+pub const MAX_USER_AGENT: usize = 512;
+
+/// Where a login came from, as its session keeps it (Dex's `IPAddress` and `UserAgent`): shown to
+/// operators through the gRPC API, never used for a decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub ip_address: String,
+    pub user_agent: String,
+}
+
+impl Origin {
+    /// The resolved client address (`None` when the listener recorded no peer) and the `User-Agent`
+    /// header, cut to [`MAX_USER_AGENT`] bytes at a character boundary.
+    pub fn new(ip: Option<IpAddr>, user_agent: &str) -> Self {
+        let end = user_agent.floor_char_boundary(MAX_USER_AGENT);
+        Self {
+            ip_address: ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            user_agent: user_agent.get(..end).unwrap_or_default().to_owned(),
+        }
+    }
+}
+
 /// What a new login starts: the client it served, both expiries counted from `now`.
 pub struct NewSession<'a> {
     pub id: String,
@@ -39,6 +64,14 @@ pub struct NewSession<'a> {
     pub claims: &'a Claims,
     pub client_id: &'a str,
     pub remember_me: bool,
+    pub origin: Origin,
+}
+
+/// A login into an existing session: the identity the connector returned and where it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Relogin<'a> {
+    pub claims: &'a Claims,
+    pub origin: &'a Origin,
 }
 
 pub fn start(new: NewSession<'_>, policy: &SessionPolicy, now: OffsetDateTime) -> AuthSession {
@@ -57,6 +90,8 @@ pub fn start(new: NewSession<'_>, policy: &SessionPolicy, now: OffsetDateTime) -
         idle_expiry: plus(now, policy.valid_if_not_used_for),
         logout_state: None,
         remember_me: new.remember_me,
+        ip_address: new.origin.ip_address,
+        user_agent: new.origin.user_agent,
     }
 }
 
@@ -66,22 +101,25 @@ pub fn continues(session: &AuthSession, connector_id: &str, user_id: &str) -> bo
     session.connector_id == connector_id && session.user_id == user_id
 }
 
-/// The session after a login or a single sign-on for `client_id` at `now`: activity recorded, the
-/// idle expiry moved (never past the absolute one, which a use cannot extend). A fresh login
-/// renews `auth_time` and the identity.
+/// The session after a login (`Some`) or a single sign-on (`None`) for `client_id` at `now`:
+/// activity recorded, the idle expiry moved (never past the absolute one, which a use cannot
+/// extend). A fresh login renews `auth_time`, the identity and the origin (as Dex: a single sign-on
+/// is no new login, so it leaves the address and user agent of the last one).
 pub fn record_use(
     mut session: AuthSession,
     client_id: &str,
-    login: Option<&Claims>,
+    login: Option<Relogin<'_>>,
     policy: &SessionPolicy,
     now: OffsetDateTime,
 ) -> AuthSession {
     session.last_activity = now;
     session.idle_expiry = plus(now, policy.valid_if_not_used_for).min(session.absolute_expiry);
     let via_sso = login.is_none();
-    if let Some(claims) = login {
+    if let Some(login) = login {
         session.auth_time = now;
-        session.claims = claims.clone();
+        session.claims = login.claims.clone();
+        session.ip_address.clone_from(&login.origin.ip_address);
+        session.user_agent.clone_from(&login.origin.user_agent);
     }
     let state = session.client_states.entry(client_id.to_owned()).or_insert(ClientAuthState {
         authenticated_at: now,
@@ -206,6 +244,7 @@ mod tests {
             claims: &claims,
             client_id: "a",
             remember_me: false,
+            origin: Origin::new(Some(IpAddr::from([192, 0, 2, 1])), "Firefox"),
         };
         start(new, &policy(), test_epoch())
     }
@@ -244,9 +283,36 @@ mod tests {
         assert_eq!(s.idle_expiry, at(HOUR + HOUR / 2));
         assert_eq!(s.auth_time, test_epoch());
         assert!(s.client_states["b"].via_sso);
-        let s = record_use(s, "b", Some(&claims()), &policy(), at(HOUR));
+        assert_eq!((s.ip_address.as_str(), s.user_agent.as_str()), ("192.0.2.1", "Firefox"), "SSO is no login");
+        let origin = Origin::new(Some(IpAddr::from([198, 51, 100, 7])), "curl/8");
+        let s = record_use(s, "b", Some(Relogin { claims: &claims(), origin: &origin }), &policy(), at(HOUR));
         assert_eq!(s.auth_time, at(HOUR));
         assert!(!s.client_states["b"].via_sso, "a login makes the client a source");
+        assert_eq!((s.ip_address.as_str(), s.user_agent.as_str()), ("198.51.100.7", "curl/8"));
+    }
+
+    #[test]
+    fn a_session_stored_before_the_origin_was_recorded_still_reads() {
+        let mut stored = serde_json::to_value(session()).unwrap();
+        let fields = stored.as_object_mut().unwrap();
+        fields.remove("ip_address").unwrap();
+        fields.remove("user_agent").unwrap();
+        let read: AuthSession = serde_json::from_value(stored).unwrap();
+        assert_eq!((read.ip_address, read.user_agent), (String::new(), String::new()));
+    }
+
+    #[test]
+    fn the_origin_keeps_the_address_without_port_and_a_bounded_user_agent() {
+        let v6 = Origin::new(Some("2001:db8::1".parse().unwrap()), "");
+        assert_eq!(v6, Origin { ip_address: "2001:db8::1".into(), user_agent: String::new() });
+        assert_eq!(Origin::new(None, "agent").ip_address, "", "no peer recorded");
+        let long = "é".repeat(MAX_USER_AGENT);
+        let cut = Origin::new(None, &long).user_agent;
+        // 'é' is two bytes: the cut falls on a character boundary, at most MAX_USER_AGENT bytes in.
+        assert_eq!(cut.len(), MAX_USER_AGENT);
+        assert!(long.starts_with(&cut));
+        let odd = format!("x{long}");
+        assert_eq!(Origin::new(None, &odd).user_agent.len(), MAX_USER_AGENT - 1);
     }
 
     #[test]

@@ -38,8 +38,8 @@ fn session_to_proto(session: AuthSession) -> proto::AuthSession {
             .collect(),
         created_at: unix(session.created_at),
         last_activity: unix(session.last_activity),
-        ip_address: String::new(),
-        user_agent: String::new(),
+        ip_address: session.ip_address,
+        user_agent: session.user_agent,
         absolute_expiry: unix(session.absolute_expiry),
         idle_expiry: unix(session.idle_expiry),
     }

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use tessera_core::clock::Clock;
 use tessera_core::id::new_id;
 use tessera_core::model::{AuthRequest, AuthSession, Claims, Client, UserIdentity};
-use tessera_core::session::{self, NewSession, SessionPolicy};
+use tessera_core::session::{self, NewSession, Origin, Relogin, SessionPolicy};
 use tessera_storage::{Optional, Storage, StorageError};
 
 use crate::config::{Config, SsoDefault};
@@ -54,6 +54,8 @@ pub struct Login<'a> {
     pub connector_id: &'a str,
     pub claims: &'a Claims,
     pub remember_me: bool,
+    /// The client's address and user agent, recorded on the session at every login into it.
+    pub origin: Origin,
 }
 
 impl Sessions {
@@ -129,7 +131,8 @@ impl Sessions {
                 let updated = self
                     .storage
                     .update::<AuthSession, _, StorageError>(&current.id, |stored| {
-                        let mut used = session::record_use(stored, login.client_id, Some(&claims), &self.policy, now);
+                        let relogin = Relogin { claims: &claims, origin: &login.origin };
+                        let mut used = session::record_use(stored, login.client_id, Some(relogin), &self.policy, now);
                         used.remember_me = login.remember_me;
                         Ok(used)
                     })
@@ -150,6 +153,7 @@ impl Sessions {
             claims: login.claims,
             client_id: login.client_id,
             remember_me: login.remember_me,
+            origin: login.origin.clone(),
         };
         let created = session::start(new, &self.policy, now);
         self.storage.create(&created).await?;
@@ -174,6 +178,12 @@ impl Sessions {
             })
             .await
             .map(drop)
+    }
+
+    /// The identity recorded at the user's last login through `connector_id`, if any: what a refresh
+    /// issues tokens from with sessions on.
+    pub async fn last_identity(&self, user_id: &str, connector_id: &str) -> Result<Option<UserIdentity>, StorageError> {
+        self.storage.get_user_identity(user_id, connector_id).await.optional()
     }
 
     /// Whether the user approved every scope `request` asks of its client before.

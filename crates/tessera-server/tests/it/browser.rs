@@ -33,6 +33,15 @@ impl Browser {
 
     /// A browser behind a proxy that adds `headers` to every request.
     pub fn with_headers(app: &str, headers: &[(&str, &str)]) -> Self {
+        Self::with_jar(app, headers, std::sync::Arc::new(reqwest::cookie::Jar::default()))
+    }
+
+    /// This browser's cookies, sent with other `headers` (a browser upgraded to a new user agent).
+    pub fn same_cookies(&self, headers: &[(&str, &str)]) -> Self {
+        Self::with_jar(&self.app, headers, self.jar.clone())
+    }
+
+    fn with_jar(app: &str, headers: &[(&str, &str)], jar: std::sync::Arc<reqwest::cookie::Jar>) -> Self {
         let mut defaults = reqwest::header::HeaderMap::new();
         for (name, value) in headers {
             defaults.insert(
@@ -40,7 +49,6 @@ impl Browser {
                 reqwest::header::HeaderValue::from_str(value).unwrap(),
             );
         }
-        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .cookie_provider(jar.clone())

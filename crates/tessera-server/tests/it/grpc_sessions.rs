@@ -64,7 +64,7 @@ grpc:
     let (running, _clock) = server_with_env(&extra, "", "", &env).await.unwrap();
     let mut api = Driver::start(&python, &running.grpc, None).await;
 
-    let browser = Browser::new(APP);
+    let browser = Browser::with_headers(APP, &[("User-Agent", "Mozilla/5.0 (operator test)")]);
     let back = sign_in(&browser, &running).await;
     let claims = id_token(&running, &back).await;
     let sid = claims["sid"].as_str().unwrap();
@@ -75,6 +75,8 @@ grpc:
     assert_eq!(sessions[0]["id"], sid, "the session's ID is the tokens' sid");
     assert_eq!(sessions[0]["connector_id"], "local");
     assert_eq!(sessions[0]["client_states"][0]["client_id"], "portal");
+    assert_eq!(sessions[0]["ip_address"], "127.0.0.1", "the client's address, no port");
+    assert_eq!(sessions[0]["user_agent"], "Mozilla/5.0 (operator test)");
     assert_eq!(api.ok("ListAuthSessions", json!({"connector_id": "mock"})).await.get("sessions"), None);
     assert_eq!(api.ok("GetAuthSession", json!({"id": sid})).await["session"]["user_id"], USER);
     api.fails("GetAuthSession", json!({"id": "no-such-session"}), "NOT_FOUND").await;

@@ -33,6 +33,7 @@ mod request_ids;
 mod request_limits;
 mod serve;
 mod session_prompts;
+mod session_refresh;
 mod sessions;
 mod upstream_apis;
 mod upstream_logout;

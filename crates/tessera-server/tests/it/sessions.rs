@@ -298,3 +298,47 @@ async fn consent_is_remembered_per_user_and_client() {
     assert!(is_consent(&page), "prompt=consent: {}", page.body);
     running.shutdown().await;
 }
+
+/// The browser's session, read from storage.
+async fn stored_session(running: &Running, id: &str) -> tessera_core::model::AuthSession {
+    running.state.storage.get::<tessera_core::model::AuthSession>(id).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_session_records_the_address_and_user_agent_of_each_login_into_it() {
+    let (running, _clock) = server(&sessions_on()).await;
+    let firefox = Browser::with_headers(APP, &[("User-Agent", "Mozilla/5.0 Firefox/140.0")]);
+    log_in(&firefox, &running, "shares-all").await;
+    let sessions = running.state.storage.list::<tessera_core::model::AuthSession>().await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    let id = sessions[0].id.clone();
+    assert_eq!(
+        (sessions[0].ip_address.as_str(), sessions[0].user_agent.as_str()),
+        ("127.0.0.1", "Mozilla/5.0 Firefox/140.0")
+    );
+
+    // The same browser, upgraded, logs in again into its session: the session takes the new agent.
+    let chrome = firefox.same_cookies(&[("User-Agent", "Mozilla/5.0 Chrome/138.0")]);
+    let form = start_with(&chrome, &running, &format!("{}&prompt=login", query("shares-all"))).await;
+    assert!(is_password_form(&form), "{}", form.body);
+    chrome.submit(&form, &[("login", "admin@example.com"), ("password", "password")], None).await;
+    let session = stored_session(&running, &id).await;
+    assert_eq!(session.user_agent, "Mozilla/5.0 Chrome/138.0", "renewed at the login into the same session");
+    assert_eq!(session.ip_address, "127.0.0.1");
+
+    // Single sign-on is no login: it leaves the last login's agent.
+    let curl = firefox.same_cookies(&[("User-Agent", "curl/8.0")]);
+    assert!(!is_password_form(&start(&curl, &running, "second").await), "signed in by the session");
+    let session = stored_session(&running, &id).await;
+    assert!(session.client_states.contains_key("second"));
+    assert_eq!(session.user_agent, "Mozilla/5.0 Chrome/138.0");
+
+    // A huge User-Agent is cut, so it cannot bloat every write of the session.
+    let huge = format!("Mozilla/5.0 {}", "x".repeat(4000));
+    let other = Browser::with_headers(APP, &[("User-Agent", huge.as_str())]);
+    log_in(&other, &running, "shares-all").await;
+    let sessions = running.state.storage.list::<tessera_core::model::AuthSession>().await.unwrap();
+    let new = sessions.iter().find(|s| s.id != id).expect("a second browser, a second session");
+    assert_eq!(new.user_agent, huge[..tessera_core::session::MAX_USER_AGENT]);
+    running.shutdown().await;
+}

@@ -355,6 +355,8 @@ fn auth_session(created: OffsetDateTime) -> AuthSession {
         idle_expiry: created + Duration::hours(1),
         logout_state: None,
         remember_me: true,
+        ip_address: "192.0.2.1".into(),
+        user_agent: "Mozilla/5.0".into(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -11,6 +12,8 @@ use tessera_connectors::{CallbackRequest, ConnectorError, Login, Scopes};
 use super::finalize::finalize_login;
 use super::{internal_page, load_auth_request};
 use crate::AppState;
+use crate::http::brute_force::{Ip, ip_of};
+use crate::http::client_ip::ClientIp;
 use crate::metrics::LoginOutcome;
 
 /// The bare callback: `X-Remote-*` headers are dropped, so a forged `X-Remote-User` sent here is
@@ -18,18 +21,22 @@ use crate::metrics::LoginOutcome;
 pub async fn bare(
     State(state): State<AppState>,
     headers: HeaderMap,
+    client_ip: Option<Extension<ClientIp>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    handle(&state, &headers, None, CallbackRequest { query, headers: collect(&headers, false) }).await
+    let request = CallbackRequest { query, headers: collect(&headers, false) };
+    handle(&state, &headers, ip_of(client_ip), None, request).await
 }
 
 pub async fn named(
     State(state): State<AppState>,
     Path(connector_id): Path<String>,
     headers: HeaderMap,
+    client_ip: Option<Extension<ClientIp>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    handle(&state, &headers, Some(connector_id), CallbackRequest { query, headers: collect(&headers, true) }).await
+    let request = CallbackRequest { query, headers: collect(&headers, true) };
+    handle(&state, &headers, ip_of(client_ip), Some(connector_id), request).await
 }
 
 pub(crate) fn collect(headers: &HeaderMap, trust_proxy_headers: bool) -> HashMap<String, String> {
@@ -40,6 +47,7 @@ pub(crate) fn collect(headers: &HeaderMap, trust_proxy_headers: bool) -> HashMap
 async fn handle(
     state: &AppState,
     browser: &HeaderMap,
+    client_ip: Ip,
     connector_id: Option<String>,
     request: CallbackRequest,
 ) -> Response {
@@ -62,7 +70,7 @@ async fn handle(
         Ok(identity) => {
             state.metrics.login(&connector_id, LoginOutcome::Success);
             // An upstream login page asks nothing of ours, so no "remember me" (as Dex).
-            finalize_login(state, browser, auth_request, identity, false).await
+            finalize_login(state, browser, client_ip, auth_request, identity, false).await
         }
         Err(ConnectorError::NotInRequiredGroups) => {
             state.metrics.login(&connector_id, LoginOutcome::Denied);

@@ -1,11 +1,14 @@
 //! After a connector vouched for the user: record the identity on the auth request, keep the
 //! upstream's data for refresh when offline access was asked for, and continue the flow.
 
+use std::net::IpAddr;
+
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use tessera_connectors::Identity;
 use tessera_core::model::AuthRequest;
 use tessera_core::scope::{self, OFFLINE_ACCESS};
+use tessera_core::session::Origin;
 use tessera_storage::StorageError;
 
 use super::steps::{self, Step};
@@ -13,10 +16,12 @@ use super::{internal_page, local_path, redirect};
 use crate::AppState;
 use crate::sessions::Login;
 
-/// `remember_me` is the user's choice for the session cookie (sessions on only).
+/// `remember_me` is the user's choice for the session cookie (sessions on only); `client_ip` is the
+/// request's [`crate::http::client_ip::ClientIp`], kept on the session with the user agent.
 pub async fn finalize_login(
     state: &AppState,
     headers: &HeaderMap,
+    client_ip: Option<IpAddr>,
     request: AuthRequest,
     identity: Identity,
     remember_me: bool,
@@ -34,6 +39,7 @@ pub async fn finalize_login(
                 connector_id: &request.connector_id,
                 claims: &identity.claims,
                 remember_me,
+                origin: origin(headers, client_ip),
             };
             match sessions.record_login(headers, login).await {
                 Ok(recorded) => Some(recorded),
@@ -77,6 +83,14 @@ pub async fn finalize_login(
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
+}
+
+/// Where the login came from. The `User-Agent` is kept as sent, except bytes that are not UTF-8
+/// (replaced: Go would keep them raw, but they could not go through the gRPC API's string), and cut
+/// to a bounded length by [`Origin::new`].
+fn origin(headers: &HeaderMap, client_ip: Option<IpAddr>) -> Origin {
+    let agent = headers.get(header::USER_AGENT).map(|value| String::from_utf8_lossy(value.as_bytes()));
+    Origin::new(client_ip, agent.as_deref().unwrap_or_default())
 }
 
 /// Dex's audit line for a login, with the same field names, so `logger.excludeFields` redacts the

@@ -130,7 +130,7 @@ pub async fn submit(
             attempt.succeeded().await;
             state.metrics.login(&connector_id, LoginOutcome::Success);
             let remember_me = credentials.remember_me == "on";
-            finalize_login(&state, &headers, request, identity, remember_me).await
+            finalize_login(&state, &headers, ip, request, identity, remember_me).await
         }
         Ok(None) => {
             attempt.failed();

@@ -1,13 +1,14 @@
 //! The `refresh_token` grant: the token is found and checked (client, secret, expiry, scopes), the
-//! identity refreshed through the connector when the use rotates the token, and the use written by
-//! the refresh-token service against its read, so two uses of one token cannot both rotate it.
+//! identity refreshed when the use rotates the token — from the identity stored at the user's last
+//! login with sessions on, else through the connector — and the use written by the refresh-token
+//! service against its read, so two uses of one token cannot both rotate it.
 
 use tessera_connectors::{ConnectorError, Identity, OpenedConnector, Scopes};
 use tessera_core::error::OAuthError;
 use tessera_core::grant;
 use tessera_core::id::new_id;
-use tessera_core::model::{Claims, Client};
-use tessera_core::refresh::{PlannedUse, Use, decide, expired, secret_accepted};
+use tessera_core::model::{Claims, Client, UserIdentity};
+use tessera_core::refresh::{IdentitySource, PlannedUse, Use, decide, expired, identity_source, secret_accepted};
 use tessera_core::scope::{self, go_quoted};
 use tessera_core::session::refresh_bound_to_session;
 use tessera_core::subject::{decode_refresh_token, encode_refresh_token};
@@ -34,7 +35,7 @@ struct Read {
     secret: String,
     now: OffsetDateTime,
     planned: Use,
-    /// The identity as the connector refreshed it, when the use refreshes it.
+    /// The refreshed identity (from the connector or the stored one), when the use refreshes it.
     refreshed: Option<Identity>,
     claims: Claims,
     /// The browser session the token was first issued under, carried into every refresh.
@@ -48,6 +49,14 @@ impl<'a> RefreshGrant<'a> {
 
     fn read(&mut self) -> Result<&mut Read, EndpointError> {
         self.read.as_mut().ok_or_else(|| EndpointError::internal("refresh grant", "no refresh token was read"))
+    }
+}
+
+impl Read {
+    fn refresh_with(&mut self, identity: Identity) {
+        // Dex overwrites every claim but the user ID on refresh.
+        self.claims = Claims { user_id: self.claims.user_id.clone(), ..identity.claims.clone() };
+        self.refreshed = Some(identity);
     }
 }
 
@@ -91,24 +100,30 @@ impl Grant for RefreshGrant<'_> {
 
     async fn subject(
         &mut self,
-        _state: &AppState,
+        state: &AppState,
         _client: &Client,
         connector: Option<&OpenedConnector>,
         _scopes: &[String],
     ) -> Result<Subject, EndpointError> {
         let read = self.read()?;
-        if read.planned.refreshes_identity() {
-            let connector = connector.ok_or_else(claimed)?;
-            let identity = refresh_identity(connector, &read.stored).await?;
-            // Dex overwrites every claim but the user ID on refresh.
-            read.claims = Claims { user_id: read.claims.user_id.clone(), ..identity.claims.clone() };
-            read.refreshed = Some(identity);
+        let stored = stored_identity(state, &read.stored).await?;
+        match identity_source(read.planned, stored.as_ref()) {
+            IdentitySource::Token => {}
+            // No upstream data with it: the connector was not asked, so the upstream's refresh token
+            // kept for it stays as it was (an empty value leaves it and only records the use).
+            IdentitySource::Stored(identity) => read.refresh_with(Identity::new(identity.claims.clone(), Vec::new())),
+            IdentitySource::Connector => {
+                let connector = connector.ok_or_else(claimed)?;
+                read.refresh_with(refresh_identity(connector, &read.stored).await?);
+            }
         }
         let token = read.stored.token();
         Ok(Subject {
             claims: read.claims.clone(),
             nonce: token.nonce.clone(),
-            auth_time: None,
+            // As Dex: the stored identity's last login whenever there is one (sessions on), whether
+            // or not this use refreshed from it; without one, no `auth_time` (nobody logged in now).
+            auth_time: stored.as_ref().map(|identity| identity.last_login),
             // Dex always returns an ID token on refresh, `openid` or not.
             with_id_token: true,
             upstream_data: None,
@@ -177,6 +192,20 @@ fn narrowed_scopes(granted: &[String], requested: &str) -> Result<Vec<String>, O
         )));
     }
     Ok(requested)
+}
+
+/// With sessions on, the identity recorded at the token's user's last login through its connector;
+/// `None` with sessions off (not read then, as in Dex) or when none was recorded.
+async fn stored_identity(state: &AppState, stored: &StoredRefresh) -> Result<Option<UserIdentity>, EndpointError> {
+    let Some(sessions) = &state.sessions else {
+        return Ok(None);
+    };
+    let token = stored.token();
+    let identity = sessions.last_identity(&token.claims.user_id, &token.connector_id).await?;
+    if identity.is_none() {
+        tracing::debug!(connector = %token.connector_id, "no stored identity for the refresh: asking the connector");
+    }
+    Ok(identity)
 }
 
 /// The user's current identity from the connector (as stored, for a connector that does not
