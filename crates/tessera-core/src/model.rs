@@ -273,6 +273,9 @@ pub struct ClientAuthState {
     /// session on, so sharing stays one hop (A shares with B, B with C, does not take A's user to C).
     #[serde(default)]
     pub via_sso: bool,
+    /// When the last code or token was issued to the client from this session.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub last_token_issued_at: Option<OffsetDateTime>,
 }
 
 /// A user of the local password database. Looked up by email, case-insensitively.

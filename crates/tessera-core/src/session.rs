@@ -75,7 +75,8 @@ pub struct Relogin<'a> {
 }
 
 pub fn start(new: NewSession<'_>, policy: &SessionPolicy, now: OffsetDateTime) -> AuthSession {
-    let state = ClientAuthState { authenticated_at: now, last_activity: now, via_sso: false };
+    let state =
+        ClientAuthState { authenticated_at: now, last_activity: now, via_sso: false, last_token_issued_at: None };
     AuthSession {
         id: new.id,
         secret: new.secret,
@@ -125,12 +126,30 @@ pub fn record_use(
         authenticated_at: now,
         last_activity: now,
         via_sso,
+        last_token_issued_at: None,
     });
     state.last_activity = now;
     if !via_sso {
         // A login for a client that had only been reached by single sign-on makes it a source.
         state.authenticated_at = now;
         state.via_sso = false;
+    }
+    session
+}
+
+/// A code or tokens were just issued to `client_id` from `session`: the session is in use (its idle
+/// expiry moves) and the client's state says when (Dex's `LastTokenIssuedAt`).
+pub fn record_token_issued(
+    mut session: AuthSession,
+    client_id: &str,
+    policy: &SessionPolicy,
+    now: OffsetDateTime,
+) -> AuthSession {
+    session.last_activity = now;
+    session.idle_expiry = plus(now, policy.valid_if_not_used_for).min(session.absolute_expiry);
+    if let Some(state) = session.client_states.get_mut(client_id) {
+        state.last_activity = now;
+        state.last_token_issued_at = Some(now);
     }
     session
 }
@@ -289,6 +308,18 @@ mod tests {
         assert_eq!(s.auth_time, at(HOUR));
         assert!(!s.client_states["b"].via_sso, "a login makes the client a source");
         assert_eq!((s.ip_address.as_str(), s.user_agent.as_str()), ("198.51.100.7", "curl/8"));
+    }
+
+    #[test]
+    fn issuing_to_a_client_moves_the_idle_expiry_and_stamps_that_client_only() {
+        let s = record_use(session(), "b", None, &policy(), at(HOUR / 4));
+        let s = record_token_issued(s, "a", &policy(), at(HOUR / 2));
+        assert_eq!(s.idle_expiry, at(HOUR + HOUR / 2));
+        assert_eq!(s.client_states["a"].last_token_issued_at, Some(at(HOUR / 2)));
+        assert_eq!(s.client_states["a"].last_activity, at(HOUR / 2));
+        assert_eq!(s.client_states["b"].last_token_issued_at, None);
+        let s = record_token_issued(s, "stranger", &policy(), at(HOUR));
+        assert!(!s.client_states.contains_key("stranger"), "a client the session never reached is not added");
     }
 
     #[test]

@@ -32,7 +32,7 @@ fn session_to_proto(session: AuthSession) -> proto::AuthSession {
                 client_id,
                 authenticated_at: unix(state.authenticated_at),
                 last_activity: unix(state.last_activity),
-                last_token_issued_at: 0,
+                last_token_issued_at: state.last_token_issued_at.map_or(0, unix),
                 via_sso: state.via_sso,
             })
             .collect(),

@@ -254,6 +254,22 @@ impl Sessions {
         }
     }
 
+    /// Records that a code or tokens were issued to `client_id` from the session (it may have ended
+    /// meanwhile: then there is nothing to record).
+    pub async fn record_token_issued(&self, session_id: &str, client_id: &str) -> Result<(), StorageError> {
+        let now = self.clock.now();
+        let updated = self
+            .storage
+            .update::<AuthSession, _, StorageError>(session_id, |stored| {
+                Ok(session::record_token_issued(stored, client_id, &self.policy, now))
+            })
+            .await;
+        match updated {
+            Ok(_) | Err(StorageError::NotFound) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Whether the request carries this server's session cookie at all (valid or not).
     pub fn has_cookie(&self, headers: &HeaderMap) -> bool {
         cookie_value(headers, &self.cookie_name).is_some()

@@ -75,6 +75,12 @@ grpc:
     assert_eq!(sessions[0]["id"], sid, "the session's ID is the tokens' sid");
     assert_eq!(sessions[0]["connector_id"], "local");
     assert_eq!(sessions[0]["client_states"][0]["client_id"], "portal");
+    let portal = &sessions[0]["client_states"][0];
+    assert!(!portal["last_token_issued_at"].is_null(), "the code issued to it is recorded: {portal}");
+    assert_eq!(
+        portal["last_token_issued_at"], portal["authenticated_at"],
+        "issued at the login (the test clock stands)"
+    );
     assert_eq!(sessions[0]["ip_address"], "127.0.0.1", "the client's address, no port");
     assert_eq!(sessions[0]["user_agent"], "Mozilla/5.0 (operator test)");
     assert_eq!(api.ok("ListAuthSessions", json!({"connector_id": "mock"})).await.get("sessions"), None);

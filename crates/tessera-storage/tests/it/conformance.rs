@@ -340,7 +340,12 @@ pub async fn keys_round_trip(s: Storage) {
 }
 
 fn auth_session(created: OffsetDateTime) -> AuthSession {
-    let state = ClientAuthState { authenticated_at: created, last_activity: created, via_sso: false };
+    let state = ClientAuthState {
+        authenticated_at: created,
+        last_activity: created,
+        via_sso: false,
+        last_token_issued_at: None,
+    };
     AuthSession {
         id: new_id(),
         secret: new_id(),

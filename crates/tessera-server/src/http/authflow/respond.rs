@@ -24,6 +24,13 @@ pub async fn issue(state: &AppState, request: AuthRequest) -> Response {
         Ok(None) => return state.pages.error(StatusCode::BAD_REQUEST, "Login session expired or already used."),
         Err(err) => return internal_page(state, &err),
     }
+    if let Some(sessions) = &state.sessions
+        && !request.session_id.is_empty()
+        && let Err(err) = sessions.record_token_issued(&request.session_id, &request.client_id).await
+    {
+        // Bookkeeping only: the client still gets its answer.
+        tracing::warn!(session_id = %request.session_id, %err, "recording the issue on the session failed");
+    }
     let wants = |t: &str| request.response_types.iter().any(|r| r == t);
     let code = if wants("code") {
         let code = AuthCode {
