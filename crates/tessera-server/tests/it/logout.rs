@@ -305,17 +305,7 @@ async fn a_relying_party_down_during_logout_receives_the_token_once_it_is_back()
     assert!(out.body.contains("You are logged out"), "{}", out.body);
 
     // Nobody listens: the attempt fails and is retried later.
-    let failed = || async {
-        let metrics = reqwest::get(format!("{}/metrics", running.telemetry)).await.unwrap().text().await.unwrap();
-        metrics.contains("tessera_backchannel_logout_deliveries_total{outcome=\"failed\"} 1")
-    };
-    for _ in 0..100 {
-        if failed().await {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(failed().await, "one failed attempt");
+    deliveries_reach(&running, "failed", 1).await;
 
     let (rp, rp_task) = RelyingParty::serve(rp_port).await;
     clock.advance(time::Duration::seconds(2));
@@ -430,4 +420,96 @@ async fn the_home_page_shows_who_is_signed_in_and_logs_out() {
     let home = browser.get(&format!("{}/dex/", running.base)).await;
     assert!(!home.body.contains("admin@example.com"), "{}", home.body);
     running.shutdown().await;
+}
+
+/// A relying party that hangs at the first delivery, answers 500 at the second and 200 after: each
+/// token it was sent, in order.
+#[derive(Clone, Default)]
+struct UnreliableParty {
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl UnreliableParty {
+    async fn serve(port: u16) -> (Self, tokio::task::JoinHandle<()>) {
+        let rp = Self::default();
+        let app = axum::Router::new()
+            .route(
+                "/backchannel",
+                axum::routing::post(
+                    |State(rp): State<UnreliableParty>, axum::Form(form): axum::Form<Vec<(String, String)>>| async move {
+                        let token = form.into_iter().find(|(k, _)| k == "logout_token").map(|(_, v)| v);
+                        let call = {
+                            let mut calls = rp.calls.lock().unwrap();
+                            calls.push(token.unwrap_or_default());
+                            calls.len()
+                        };
+                        match call {
+                            1 => {
+                                tokio::time::sleep(Duration::from_secs(60)).await;
+                                StatusCode::OK
+                            }
+                            2 => StatusCode::INTERNAL_SERVER_ERROR,
+                            _ => StatusCode::OK,
+                        }
+                    },
+                ),
+            )
+            .with_state(rp.clone());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        (rp, tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }))
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+/// Waits until the back-channel counter for `outcome` in `/metrics` reaches `count` (at most 15 s of
+/// real time: the first attempt waits out the 5-second delivery timeout).
+async fn deliveries_reach(running: &Running, outcome: &str, count: u32) {
+    let line = format!("tessera_backchannel_logout_deliveries_total{{outcome=\"{outcome}\"}} {count}");
+    for _ in 0..150 {
+        let metrics = reqwest::get(format!("{}/metrics", running.telemetry)).await.unwrap().text().await.unwrap();
+        if metrics.contains(&line) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("expected {line}");
+}
+
+#[tokio::test]
+async fn a_hanging_then_failing_relying_party_is_cut_off_retried_and_never_delays_the_logout() {
+    let rp_port = free_port();
+    let (rp, rp_task) = UnreliableParty::serve(rp_port).await;
+    let (running, clock) = server(rp_port).await;
+    let browser = Browser::new(APP);
+    let portal = tokens_for(&browser, &running, "portal", "s1").await;
+    let id_token = verify(&running, portal["id_token"].as_str().unwrap(), "portal").await;
+
+    let query = format!("id_token_hint={}", portal["id_token"].as_str().unwrap());
+    let out = browser.get(&logout_url(&running, &query)).await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+    assert!(out.body.contains("You are logged out"), "the user is not kept waiting: {}", out.body);
+
+    // The first attempt hangs and is cut off by the delivery timeout; the next, after the backoff,
+    // gets a 500; the one after that is delivered.
+    deliveries_reach(&running, "failed", 1).await;
+    assert_eq!(rp.calls().len(), 1, "nothing retried before the backoff");
+    clock.advance(time::Duration::seconds(2));
+    deliveries_reach(&running, "failed", 2).await;
+    clock.advance(time::Duration::seconds(3));
+    for _ in 0..100 {
+        if rp.calls().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls = rp.calls();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert!(calls.iter().all(|token| token == &calls[0]), "the same token (same jti) at every attempt");
+    check_logout_token(&running, &calls[2], "portal", &id_token).await;
+    deliveries_reach(&running, "delivered", 1).await;
+    running.shutdown().await;
+    rp_task.abort();
 }
