@@ -12,7 +12,7 @@ use crate::login::{APP, APP_SECRET, code_query, redeem_code, verify};
 use crate::serve::{Running, try_start};
 
 async fn server() -> Running {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::serve::free_port();
     let text = format!(
         "issuer: http://127.0.0.1:{port}/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:{port}\noauth2:\n  skipApprovalScreen: true\nconnectors:\n- type: authproxy\n  id: proxy\n  name: Corporate SSO\n  config:\n    groupHeaderSeparator: ';'\n    staticGroups: [employees]\nstaticClients:\n- id: example-app\n  secret: {APP_SECRET}\n  name: Example App\n  redirectURIs: ['http://127.0.0.1:5555/callback']\n"
     );

@@ -40,7 +40,7 @@ impl Driver {
             eprintln!("SKIPPED: Chromium or chromedriver is not installed; the browser test did not run");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::serve::free_port();
         let process = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

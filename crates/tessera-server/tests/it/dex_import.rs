@@ -21,7 +21,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::browser::{Browser, params};
 use crate::dex_db::{DexDb, Dialect};
 use crate::login::{REDIRECT, auth_url, code_query, redeem, verify};
-use crate::serve::{Running, start, try_start};
+use crate::serve::{Running, free_port, start, try_start};
 
 const JANE_ID: &str = "08a8684b-db88-4b73-90a9-3cd1661f5466";
 /// Dex's example hash of "password".
@@ -52,10 +52,6 @@ fn public_half(jwk: &Value) -> Value {
         public.as_object_mut().unwrap().remove(private);
     }
     public
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn config(db: &DexDb, port: u16, env: &Env) -> tessera_server::config::Config {

@@ -9,7 +9,7 @@ use tessera_server::config::{Config, Env, parse};
 use tessera_server::signer::Signer;
 use time::OffsetDateTime;
 
-use crate::serve::{postgres_url, start};
+use crate::serve::start;
 
 fn now() -> OffsetDateTime {
     tessera_core::clock::test_epoch()
@@ -118,18 +118,8 @@ fn kids(jwks: &str) -> Vec<String> {
 /// due, and keep publishing the old key for verification.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_on_one_database_rotate_exactly_once() {
-    use sqlx::{ConnectOptions, Connection, Executor};
-    let Some(url) = postgres_url() else { return };
-    let admin: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    let name = format!("tessera_keys_{}", tessera_core::id::new_id());
-    let mut conn = admin.connect().await.unwrap();
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
-    let storage = format!(
-        "storage:\n  type: postgres\n  config:\n    host: {}\n    port: {}\n    database: {name}\n    user: {}\n    ssl:\n      mode: disable\n",
-        admin.get_host(),
-        admin.get_port(),
-        admin.get_username()
-    );
+    let Some(database) = crate::serve::ScratchDatabase::create("keys").await else { return };
+    let storage = &database.storage;
     let text = format!(
         "issuer: https://id.example/dex\n{storage}web:\n  http: 127.0.0.1:0\nsigner:\n  type: local\n  config:\n    keysRotationPeriod: 6h\n    algorithm: ES256\n"
     );
@@ -178,6 +168,5 @@ async fn replicas_on_one_database_rotate_exactly_once() {
 
     drop(replicas);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();
-    conn.close().await.unwrap();
+    database.drop().await;
 }

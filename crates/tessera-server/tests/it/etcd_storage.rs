@@ -9,7 +9,8 @@ use std::time::Duration;
 use tessera_core::clock::TestClock;
 use tessera_server::config::Env;
 
-use crate::dex_import::{config_for, free_port};
+use crate::dex_import::config_for;
+use crate::serve::free_port;
 use crate::serve::start;
 
 fn now() -> time::OffsetDateTime {

@@ -11,7 +11,8 @@ use tessera_server::config::Env;
 use crate::browser::{Browser, Landing, params};
 use crate::grpc::{Driver, python};
 use crate::login::{APP, REDIRECT, redeem, server_with_env, urlencode, verify};
-use crate::logout::{RelyingParty, free_port};
+use crate::logout::RelyingParty;
+use crate::serve::free_port;
 use crate::sessions::{is_consent, is_password_form, start_with};
 
 const USER: &str = "08a8684b-db88-4b73-90a9-3cd1661f5466";

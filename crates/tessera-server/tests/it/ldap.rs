@@ -24,7 +24,7 @@ fn directory() -> Option<String> {
 }
 
 async fn server(ldap_host: &str, env: &Env) -> Running {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::serve::free_port();
     let text = format!(
         r#"issuer: http://127.0.0.1:{port}/dex
 storage:

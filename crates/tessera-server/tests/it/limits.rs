@@ -262,22 +262,12 @@ async fn limits_can_be_turned_off() {
 /// sixth attempt is refused wherever it lands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_share_one_budget() {
-    use sqlx::{ConnectOptions, Connection, Executor};
-    let Some(url) = crate::serve::postgres_url() else { return };
-    let admin: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    let name = format!("tessera_limits_{}", tessera_core::id::new_id());
-    let mut conn = admin.connect().await.unwrap();
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
-    let storage = format!(
-        "storage:\n  type: postgres\n  config:\n    host: {}\n    port: {}\n    database: {name}\n    user: {}\n    ssl:\n      mode: disable\n",
-        admin.get_host(),
-        admin.get_port(),
-        admin.get_username()
-    );
+    let Some(database) = crate::serve::ScratchDatabase::create("limits").await else { return };
+    let storage = &database.storage;
     let clock = std::sync::Arc::new(tessera_core::clock::TestClock::at_test_epoch());
     let mut replicas = Vec::new();
     for _ in 0..3 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::serve::free_port();
         let text = format!(
             "issuer: http://127.0.0.1:{port}/dex\n{storage}web:\n  http: 127.0.0.1:{port}\n{FORWARDED}{GRANTS}\
              enablePasswordDB: true\nstaticPasswords:\n- email: admin@example.com\n  \
@@ -298,6 +288,5 @@ async fn three_replicas_share_one_budget() {
     for replica in replicas {
         replica.shutdown().await;
     }
-    conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();
-    conn.close().await.unwrap();
+    database.drop().await;
 }

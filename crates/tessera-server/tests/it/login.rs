@@ -13,15 +13,11 @@ use tessera_core::clock::TestClock;
 use tessera_server::config::{Env, parse};
 
 use crate::browser::{Browser, Landing, params};
-use crate::serve::{Running, start};
+use crate::serve::{Running, free_port, start};
 
 pub const APP: &str = "http://127.0.0.1:5555";
 pub const REDIRECT: &str = "http://127.0.0.1:5555/callback";
 pub const APP_SECRET: &str = "ZXhhbXBsZS1hcHAtc2VjcmV0";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A server with the password database (admin@example.com / "password"), the mock upstream, a
 /// confidential app, a public CLI and a peer that trusts the app.

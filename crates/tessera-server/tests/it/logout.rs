@@ -13,7 +13,7 @@ use tessera_core::clock::TestClock;
 
 use crate::browser::{Browser, Landing, link, params, resolve};
 use crate::login::{APP, REDIRECT, redeem, server_with_env, urlencode, verify};
-use crate::serve::Running;
+use crate::serve::{Running, free_port};
 use crate::sessions::{is_password_form, sessions_on, start_with};
 
 const BYE: &str = "http://127.0.0.1:5555/bye";
@@ -44,33 +44,57 @@ sessions:
     )
 }
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A relying party's back-channel logout endpoint: keeps every `logout_token` it is sent.
+/// A relying party's back-channel logout endpoint: keeps every `logout_token` it is sent, and answers
+/// per its script (the first call gets the first answer, ...; 200 once the script runs out).
 #[derive(Clone, Default)]
 pub(crate) struct RelyingParty {
     tokens: Arc<Mutex<Vec<String>>>,
+    script: Arc<Vec<Answer>>,
+}
+
+/// How a scripted relying party answers one delivery.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// Never, as far as the deliverer can tell: it sleeps for a minute.
+    Hang,
+    Status(StatusCode),
 }
 
 impl RelyingParty {
     pub(crate) async fn serve(port: u16) -> (Self, tokio::task::JoinHandle<()>) {
-        let rp = Self::default();
+        Self::scripted(port, Vec::new()).await
+    }
+
+    async fn scripted(port: u16, script: Vec<Answer>) -> (Self, tokio::task::JoinHandle<()>) {
+        let rp = Self { tokens: Arc::default(), script: Arc::new(script) };
         let app = axum::Router::new()
             .route(
                 "/backchannel",
                 axum::routing::post(
                     |State(rp): State<RelyingParty>, axum::Form(form): axum::Form<Vec<(String, String)>>| async move {
                         let token = form.into_iter().find(|(k, _)| k == "logout_token").map(|(_, v)| v);
-                        rp.tokens.lock().unwrap().extend(token);
-                        StatusCode::OK
+                        let call = {
+                            let mut tokens = rp.tokens.lock().unwrap();
+                            tokens.push(token.unwrap_or_default());
+                            tokens.len() - 1
+                        };
+                        match rp.script.get(call).copied().unwrap_or(Answer::Status(StatusCode::OK)) {
+                            Answer::Hang => {
+                                tokio::time::sleep(Duration::from_secs(60)).await;
+                                StatusCode::OK
+                            }
+                            Answer::Status(status) => status,
+                        }
                     },
                 ),
             )
             .with_state(rp.clone());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         (rp, tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }))
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.tokens.lock().unwrap().clone()
     }
 
     /// The tokens received, once `count` have arrived (at most ten seconds of real time).
@@ -355,18 +379,8 @@ async fn an_expired_session_is_ended_and_its_clients_told() {
 /// with it; the survivor delivers the queued token once the relying party is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn either_replica_delivers_what_the_other_queued() {
-    use sqlx::{ConnectOptions, Connection, Executor};
-    let Some(url) = crate::serve::postgres_url() else { return };
-    let admin: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    let name = format!("tessera_logout_{}", tessera_core::id::new_id());
-    let mut conn = admin.connect().await.unwrap();
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
-    let storage = format!(
-        "storage:\n  type: postgres\n  config:\n    host: {}\n    port: {}\n    database: {name}\n    user: {}\n    ssl:\n      mode: disable\n",
-        admin.get_host(),
-        admin.get_port(),
-        admin.get_username()
-    );
+    let Some(database) = crate::serve::ScratchDatabase::create("logout").await else { return };
+    let storage = &database.storage;
     let rp_port = free_port();
     let clock = Arc::new(TestClock::at_test_epoch());
     let mut replicas = Vec::new();
@@ -397,8 +411,7 @@ async fn either_replica_delivers_what_the_other_queued() {
     check_logout_token(&replicas[0], &tokens[0], "portal", &id_token).await;
     replicas.pop().unwrap().shutdown().await;
     rp_task.abort();
-    conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();
-    conn.close().await.unwrap();
+    database.drop().await;
 }
 
 #[tokio::test]
@@ -422,48 +435,6 @@ async fn the_home_page_shows_who_is_signed_in_and_logs_out() {
     running.shutdown().await;
 }
 
-/// A relying party that hangs at the first delivery, answers 500 at the second and 200 after: each
-/// token it was sent, in order.
-#[derive(Clone, Default)]
-struct UnreliableParty {
-    calls: Arc<Mutex<Vec<String>>>,
-}
-
-impl UnreliableParty {
-    async fn serve(port: u16) -> (Self, tokio::task::JoinHandle<()>) {
-        let rp = Self::default();
-        let app = axum::Router::new()
-            .route(
-                "/backchannel",
-                axum::routing::post(
-                    |State(rp): State<UnreliableParty>, axum::Form(form): axum::Form<Vec<(String, String)>>| async move {
-                        let token = form.into_iter().find(|(k, _)| k == "logout_token").map(|(_, v)| v);
-                        let call = {
-                            let mut calls = rp.calls.lock().unwrap();
-                            calls.push(token.unwrap_or_default());
-                            calls.len()
-                        };
-                        match call {
-                            1 => {
-                                tokio::time::sleep(Duration::from_secs(60)).await;
-                                StatusCode::OK
-                            }
-                            2 => StatusCode::INTERNAL_SERVER_ERROR,
-                            _ => StatusCode::OK,
-                        }
-                    },
-                ),
-            )
-            .with_state(rp.clone());
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        (rp, tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }))
-    }
-
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
 /// Waits until the back-channel counter for `outcome` in `/metrics` reaches `count` (at most 15 s of
 /// real time: the first attempt waits out the 5-second delivery timeout).
 async fn deliveries_reach(running: &Running, outcome: &str, count: u32) {
@@ -481,7 +452,8 @@ async fn deliveries_reach(running: &Running, outcome: &str, count: u32) {
 #[tokio::test]
 async fn a_hanging_then_failing_relying_party_is_cut_off_retried_and_never_delays_the_logout() {
     let rp_port = free_port();
-    let (rp, rp_task) = UnreliableParty::serve(rp_port).await;
+    let script = vec![Answer::Hang, Answer::Status(StatusCode::INTERNAL_SERVER_ERROR)];
+    let (rp, rp_task) = RelyingParty::scripted(rp_port, script).await;
     let (running, clock) = server(rp_port).await;
     let browser = Browser::new(APP);
     let portal = tokens_for(&browser, &running, "portal", "s1").await;
@@ -499,13 +471,7 @@ async fn a_hanging_then_failing_relying_party_is_cut_off_retried_and_never_delay
     clock.advance(time::Duration::seconds(2));
     deliveries_reach(&running, "failed", 2).await;
     clock.advance(time::Duration::seconds(3));
-    for _ in 0..100 {
-        if rp.calls().len() >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let calls = rp.calls();
+    let calls = rp.received(3).await;
     assert_eq!(calls.len(), 3, "{calls:?}");
     assert!(calls.iter().all(|token| token == &calls[0]), "the same token (same jti) at every attempt");
     check_logout_token(&running, &calls[2], "portal", &id_token).await;

@@ -10,14 +10,10 @@ use tessera_core::clock::SystemClock;
 use tessera_server::config::{Env, parse};
 
 use crate::browser::{Browser, params};
-use crate::login::{APP, APP_SECRET, code_query, redeem, redeem_code, verify};
-use crate::serve::{Running, try_start};
+use crate::login::{APP, APP_SECRET, REDIRECT, code_query, redeem, redeem_code, verify};
+use crate::serve::{Running, free_port, try_start};
 
 const HASH: &str = "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// The upstream (`/up`) and the downstream (`/dex`, connector `upstream`), both real servers.
 async fn pair() -> (Running, Running) {
@@ -241,6 +237,54 @@ pub(crate) async fn reference_provider_with_logout(redirect: &str, post_logout: 
     panic!("the reference provider did not start");
 }
 
+/// tessera on `port` (issuer `/dex`) in front of the reference provider (connector `reference`),
+/// with `client_extra` (YAML lines, indented two spaces) added to its `example-app` client.
+pub(crate) fn reference_config(port: u16, provider: &ReferenceProvider, client_extra: &str) -> String {
+    format!(
+        r#"issuer: http://127.0.0.1:{port}/dex
+storage:
+  type: memory
+web:
+  http: 127.0.0.1:{port}
+oauth2:
+  skipApprovalScreen: true
+connectors:
+- type: oidc
+  id: reference
+  name: Reference OP
+  config:
+    issuer: {}
+    clientID: tessera
+    clientSecret: tessera-secret
+    redirectURI: http://127.0.0.1:{port}/dex/callback
+    scopes: [profile, email]
+    getUserInfo: true
+staticClients:
+- id: example-app
+  secret: {APP_SECRET}
+  name: Example App
+  redirectURIs: ['{REDIRECT}']
+{client_extra}"#,
+        provider.issuer
+    )
+}
+
+/// Logs alice in at `downstream` through the provider's own pages (consenting there when asked) and
+/// returns where the browser was sent back to the app.
+pub(crate) async fn login_at_provider(
+    browser: &Browser,
+    downstream: &Running,
+    provider: &ReferenceProvider,
+    scope: &str,
+) -> String {
+    let url = format!("{}/dex/auth?{}", downstream.base, code_query(scope));
+    let login = browser.follow(browser.get(&url).await).await;
+    assert!(login.url.starts_with(&provider.issuer), "the provider's login page: {} {}", login.url, login.body);
+    let consent = browser.submit(&login, &[("login", "alice"), ("password", "anything")], None).await;
+    let back = if consent.location.is_some() { consent } else { browser.submit(&consent, &[], None).await };
+    back.location.unwrap_or_else(|| panic!("back at the app: {}", back.body))
+}
+
 #[tokio::test]
 async fn login_through_the_reference_provider() {
     let down = free_port();
@@ -255,42 +299,11 @@ async fn login_through_the_reference_provider() {
     .await
     .unwrap();
     let env = db.env("SELECT org, plan FROM users WHERE email = $1", r#"["{{.Email}}"]"#, None);
-    let config = format!(
-        r#"issuer: http://127.0.0.1:{down}/dex
-storage:
-  type: memory
-web:
-  http: 127.0.0.1:{down}
-oauth2:
-  skipApprovalScreen: true
-connectors:
-- type: oidc
-  id: reference
-  name: Reference OP
-  config:
-    issuer: {}
-    clientID: tessera
-    clientSecret: tessera-secret
-    redirectURI: {callback}
-    scopes: [profile, email]
-    getUserInfo: true
-staticClients:
-- id: example-app
-  secret: {APP_SECRET}
-  name: Example App
-  redirectURIs: ['http://127.0.0.1:5555/callback']
-"#,
-        provider.issuer
-    );
+    let config = reference_config(down, &provider, "");
     let downstream =
         try_start(parse(&config, "reference.yaml", &env).unwrap().config, Arc::new(SystemClock)).await.unwrap();
     let browser = Browser::new(APP);
-    let url = format!("{}/dex/auth?{}", downstream.base, code_query("openid email profile"));
-    let login = browser.follow(browser.get(&url).await).await;
-    assert!(login.url.starts_with(&provider.issuer), "the provider's login page: {} {}", login.url, login.body);
-    let consent = browser.submit(&login, &[("login", "alice"), ("password", "anything")], None).await;
-    let back = if consent.location.is_some() { consent } else { browser.submit(&consent, &[], None).await };
-    let location = back.location.unwrap_or_else(|| panic!("back at the app: {}", back.body));
+    let location = login_at_provider(&browser, &downstream, &provider, "openid email profile").await;
     let (status, tokens) = redeem_code(&downstream, &params(&location, false)["code"]).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let claims = verify(&downstream, tokens["id_token"].as_str().unwrap(), "example-app").await;

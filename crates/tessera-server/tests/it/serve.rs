@@ -206,6 +206,45 @@ async fn health_follows_a_postgres_outage_and_recovery() {
     conn.close().await.unwrap();
 }
 
+/// A free TCP port on loopback (free when asked: bind it soon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A PostgreSQL database of its own for one test (several replicas on one storage, say), created on
+/// the test server and dropped by [`ScratchDatabase::drop`].
+pub struct ScratchDatabase {
+    control: sqlx::postgres::PgConnection,
+    name: String,
+    /// The `storage:` section pointing tessera at it.
+    pub storage: String,
+}
+
+impl ScratchDatabase {
+    /// `None` (the test skips, loudly) without `TESSERA_TEST_POSTGRES_URL`.
+    pub async fn create(purpose: &str) -> Option<Self> {
+        use sqlx::{ConnectOptions, Executor};
+        let admin: sqlx::postgres::PgConnectOptions = postgres_url()?.parse().unwrap();
+        let name = format!("tessera_{purpose}_{}", new_id());
+        let mut control = admin.connect().await.unwrap();
+        control.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+        let storage = format!(
+            "storage:\n  type: postgres\n  config:\n    host: {}\n    port: {}\n    database: {name}\n    user: {}\n    ssl:\n      mode: disable\n",
+            admin.get_host(),
+            admin.get_port(),
+            admin.get_username()
+        );
+        Some(Self { control, name, storage })
+    }
+
+    pub async fn drop(mut self) {
+        use sqlx::{Connection, Executor};
+        let drop = format!("DROP DATABASE {} WITH (FORCE)", self.name);
+        self.control.execute(sqlx::AssertSqlSafe(drop)).await.unwrap();
+        self.control.close().await.unwrap();
+    }
+}
+
 pub fn postgres_url() -> Option<String> {
     match std::env::var("TESSERA_TEST_POSTGRES_URL") {
         Ok(url) => Some(url),

@@ -227,22 +227,12 @@ async fn a_sealed_cookie_hides_the_session_and_still_signs_in() {
 /// Two replicas on one PostgreSQL: a login on one is a session on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_on_one_database_share_sessions() {
-    use sqlx::{ConnectOptions, Connection, Executor};
-    let Some(url) = crate::serve::postgres_url() else { return };
-    let admin: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    let name = format!("tessera_sessions_{}", tessera_core::id::new_id());
-    let mut conn = admin.connect().await.unwrap();
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
-    let storage = format!(
-        "storage:\n  type: postgres\n  config:\n    host: {}\n    port: {}\n    database: {name}\n    user: {}\n    ssl:\n      mode: disable\n",
-        admin.get_host(),
-        admin.get_port(),
-        admin.get_username()
-    );
+    let Some(database) = crate::serve::ScratchDatabase::create("sessions").await else { return };
+    let storage = &database.storage;
     let clock = std::sync::Arc::new(tessera_core::clock::TestClock::at_test_epoch());
     let mut replicas = Vec::new();
     for _ in 0..2 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::serve::free_port();
         let text = format!(
             "issuer: http://127.0.0.1:{port}/dex\n{storage}web:\n  http: 127.0.0.1:{port}\nenablePasswordDB: true\n\
              staticPasswords:\n- email: admin@example.com\n  hash: \"$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W\"\n  \
@@ -261,8 +251,7 @@ async fn replicas_on_one_database_share_sessions() {
     for replica in replicas {
         replica.shutdown().await;
     }
-    conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();
-    conn.close().await.unwrap();
+    database.drop().await;
 }
 
 pub(crate) fn is_consent(page: &Landing) -> bool {

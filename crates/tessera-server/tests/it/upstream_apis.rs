@@ -112,7 +112,7 @@ async fn fake_upstream() -> (String, NextUser) {
 }
 
 async fn server(connector: &str) -> Running {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::serve::free_port();
     let text = format!(
         "issuer: http://127.0.0.1:{port}/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:{port}\noauth2:\n  skipApprovalScreen: true\nconnectors:\n{connector}staticClients:\n- id: example-app\n  secret: {APP_SECRET}\n  name: Example App\n  redirectURIs: ['http://127.0.0.1:5555/callback']\n"
     );
@@ -204,7 +204,7 @@ async fn the_generic_oauth_connector_reads_userinfo() {
 async fn a_connector_that_fails_to_open_is_skipped_unless_it_is_the_only_one() {
     let broken = "- type: ldap\n  id: ldap\n  name: Broken LDAP\n  config:\n    host: ldap.example\n";
     let with_local = |flag: &'static str| {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::serve::free_port();
         let text = format!(
             "issuer: http://127.0.0.1:{port}/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:{port}\nenablePasswordDB: true\nconnectors:\n{broken}"
         );
@@ -224,7 +224,7 @@ async fn a_connector_that_fails_to_open_is_skipped_unless_it_is_the_only_one() {
     let err = try_start(config, Arc::new(SystemClock)).await.err().unwrap();
     assert!(err.contains("connector \"ldap\" failed to open"), "{err}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::serve::free_port();
     let only = format!(
         "issuer: http://127.0.0.1:{port}/dex\nstorage:\n  type: memory\nweb:\n  http: 127.0.0.1:{port}\nconnectors:\n{broken}"
     );

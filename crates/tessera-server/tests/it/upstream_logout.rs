@@ -10,50 +10,18 @@ use tessera_core::clock::SystemClock;
 use tessera_server::config::parse;
 
 use crate::browser::{Browser, Landing, params};
-use crate::login::{APP, APP_SECRET, REDIRECT, code_query, redeem, redeem_code, urlencode, verify};
-use crate::oidc::{ReferenceProvider, reference_provider_with_logout};
-use crate::serve::{Running, try_start};
+use crate::login::{APP, APP_SECRET, redeem, redeem_code, urlencode, verify};
+use crate::oidc::{ReferenceProvider, login_at_provider, reference_config, reference_provider_with_logout};
+use crate::serve::{Running, free_port, try_start};
 use crate::sessions::sessions_on;
 
 const BYE: &str = "http://127.0.0.1:5555/bye";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// tessera on `port` with sessions, the reference provider as its only connector.
-async fn downstream(port: u16, provider: &ReferenceProvider, callback: &str) -> Running {
-    let config = format!(
-        r#"issuer: http://127.0.0.1:{port}/dex
-storage:
-  type: memory
-web:
-  http: 127.0.0.1:{port}
-oauth2:
-  skipApprovalScreen: true
-connectors:
-- type: oidc
-  id: reference
-  name: Reference OP
-  config:
-    issuer: {}
-    clientID: tessera
-    clientSecret: tessera-secret
-    redirectURI: {callback}
-    scopes: [profile, email]
-    getUserInfo: true
-staticClients:
-- id: example-app
-  secret: {APP_SECRET}
-  name: Example App
-  redirectURIs: ['{REDIRECT}']
-  postLogoutRedirectURIs: ['{BYE}']
-  refreshTokenLifetime: session
-"#,
-        provider.issuer
-    );
-    let config = parse(&config, "upstream-logout.yaml", &sessions_on()).unwrap().config;
-    try_start(config, Arc::new(SystemClock)).await.unwrap()
+async fn downstream(port: u16, provider: &ReferenceProvider) -> Running {
+    let client = format!("  postLogoutRedirectURIs: ['{BYE}']\n  refreshTokenLifetime: session\n");
+    let config = parse(&reference_config(port, provider, &client), "upstream-logout.yaml", &sessions_on()).unwrap();
+    try_start(config.config, Arc::new(SystemClock)).await.unwrap()
 }
 
 /// Whether the provider still has a session for this browser: `prompt=none` answers with a code, or
@@ -88,16 +56,10 @@ async fn logout_ends_the_upstream_session_first_then_tesseras() {
     let callback = format!("http://127.0.0.1:{port}/dex/callback");
     let logout_callback = format!("http://127.0.0.1:{port}/dex/logout/callback");
     let Some(provider) = reference_provider_with_logout(&callback, &logout_callback).await else { return };
-    let running = downstream(port, &provider, &callback).await;
+    let running = downstream(port, &provider).await;
 
-    // Log in through the provider's pages.
     let browser = Browser::new(APP);
-    let url = format!("{}/dex/auth?{}", running.base, code_query("openid email profile offline_access"));
-    let login = browser.follow(browser.get(&url).await).await;
-    assert!(login.url.starts_with(&provider.issuer), "the provider's login page: {} {}", login.url, login.body);
-    let consent = browser.submit(&login, &[("login", "alice"), ("password", "anything")], None).await;
-    let back = if consent.location.is_some() { consent } else { browser.submit(&consent, &[], None).await };
-    let location = back.location.unwrap_or_else(|| panic!("back at the app: {}", back.body));
+    let location = login_at_provider(&browser, &running, &provider, "openid email profile offline_access").await;
     let (status, tokens) = redeem_code(&running, &params(&location, false)["code"]).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let id_token = tokens["id_token"].as_str().unwrap();
