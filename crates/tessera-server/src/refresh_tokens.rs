@@ -215,39 +215,40 @@ impl RefreshTokens {
         if clients.is_empty() {
             return Ok(0);
         }
-        let mut revoked = Vec::new();
-        let updated = self
-            .storage
-            .update_offline_sessions::<_, StorageError>(&session.user_id, &session.connector_id, |mut sessions| {
-                revoked.clear();
-                sessions.refresh.retain(|client_id, reference| {
-                    let ends = clients.contains(client_id) && reference.session_id == session.id;
-                    if ends {
-                        revoked.push(reference.id.clone());
-                    }
-                    !ends
-                });
-                Ok(sessions)
-            })
-            .await
-            .optional()?;
-        if updated.is_none() {
-            return Ok(0);
-        }
-        for token_id in &revoked {
-            self.storage.delete::<RefreshToken>(token_id).await.optional()?;
-        }
-        Ok(revoked.len())
+        self.revoke_where(&session.user_id, &session.connector_id, |client_id, reference| {
+            clients.iter().any(|c| c == client_id) && reference.session_id == session.id
+        })
+        .await
     }
 
     /// Revokes every refresh token of the user on this connector (an operator ending the user's
     /// sessions or erasing the user, as Dex's API does). The number revoked.
     pub async fn revoke_all(&self, user_id: &str, connector_id: &str) -> Result<usize, StorageError> {
+        self.revoke_where(user_id, connector_id, |_, _| true).await
+    }
+
+    /// Revokes the user's tokens on this connector that `ends` picks (by client and reference): the
+    /// offline session forgets them first, so a token is never usable once unlisted, then each token
+    /// is deleted. The number revoked.
+    async fn revoke_where(
+        &self,
+        user_id: &str,
+        connector_id: &str,
+        ends: impl Fn(&str, &RefreshTokenRef) -> bool + Send + Sync,
+    ) -> Result<usize, StorageError> {
         let mut revoked = Vec::new();
         let updated = self
             .storage
             .update_offline_sessions::<_, StorageError>(user_id, connector_id, |mut sessions| {
-                revoked = std::mem::take(&mut sessions.refresh).into_values().map(|r| r.id).collect();
+                // The update may run again after a conflict: only its last run counts.
+                revoked.clear();
+                sessions.refresh.retain(|client_id, reference| {
+                    let end = ends(client_id, reference);
+                    if end {
+                        revoked.push(reference.id.clone());
+                    }
+                    !end
+                });
                 Ok(sessions)
             })
             .await
