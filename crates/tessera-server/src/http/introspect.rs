@@ -1,5 +1,7 @@
 //! `/token/introspect` (RFC 7662) as Dex answers it: a token that parses as a JWT is taken as an
-//! access token, anything else as a refresh token; an invalid or expired token is `{"active":false}`.
+//! access token, anything else as a refresh token; an invalid or expired token is `{"active":false}`,
+//! and so is an access token of a client whose tokens end with the session (`refreshTokenLifetime:
+//! session`) once the session it names (`sid`) has ended: ending it revoked them (RFC 7662 §4).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -11,8 +13,9 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tessera_core::claim_names::{self, Released};
 use tessera_core::error::OAuthError;
-use tessera_core::model::RefreshToken;
+use tessera_core::model::{Client, RefreshToken};
 use tessera_core::refresh::{expired, secret_accepted};
+use tessera_core::session::refresh_bound_to_session;
 use tessera_core::subject::{decode_refresh_token, encode_subject};
 
 use tessera_storage::{Optional, StorageError};
@@ -44,9 +47,12 @@ struct Introspection {
     ext: Map<String, Value>,
 }
 
-/// Dex repeats the identity claims and `azp` under `ext`, besides the custom claims.
+/// Dex repeats the identity claims, `azp` and `sid` under `ext`, besides the custom claims.
 fn in_ext(name: &str) -> bool {
-    name == claim_names::AZP || claim_names::IDENTITY.contains(&name) || !claim_names::ISSUED.contains(&name)
+    name == claim_names::AZP
+        || name == claim_names::SID
+        || claim_names::IDENTITY.contains(&name)
+        || !claim_names::ISSUED.contains(&name)
 }
 
 async fn introspect(State(state): State<AppState>, method: Method, body: Bytes) -> Response {
@@ -58,19 +64,40 @@ async fn introspect(State(state): State<AppState>, method: Method, body: Bytes) 
     if token.is_empty() {
         return oauth_json(&OAuthError::invalid_request("The POST body must contain a token."));
     }
-    let answer = if token.split('.').count() == 3 {
-        state.issuer.verify(token).map(access_token)
-    } else {
-        match refresh_token(&state, token).await {
-            Ok(answer) => answer,
-            // A token that cannot be looked up is not known to be inactive: a server error, as Dex.
-            Err(err) => return EndpointError::from(err).into_json(),
+    let looked_up = if token.split('.').count() == 3 {
+        match state.issuer.verify(token).map(access_token) {
+            Some(introspection) => session_allows(&state, introspection).await,
+            None => Ok(None),
         }
+    } else {
+        refresh_token(&state, token).await
+    };
+    let answer = match looked_up {
+        Ok(answer) => answer,
+        // A token that cannot be looked up is not known to be inactive: a server error, as Dex.
+        Err(err) => return EndpointError::from(err).into_json(),
     };
     match answer {
         Some(introspection) => (StatusCode::OK, Json(introspection)).into_response(),
         None => (StatusCode::OK, Json(json!({ "active": false }))).into_response(),
     }
+}
+
+/// The access token's introspection, unless its client's tokens end with the session and the
+/// session it names has ended (compared by `sid`, so a new login does not revive an old token).
+async fn session_allows(state: &AppState, introspection: Introspection) -> Result<Option<Introspection>, StorageError> {
+    let session_id = introspection.ext.get("sid").and_then(Value::as_str).unwrap_or_default();
+    let Some(sessions) = &state.sessions else { return Ok(Some(introspection)) };
+    if session_id.is_empty() {
+        return Ok(Some(introspection));
+    }
+    let Some(client) = state.storage.get::<Client>(&introspection.client_id).await.optional()? else {
+        return Ok(Some(introspection));
+    };
+    if refresh_bound_to_session(&client) && !sessions.alive(session_id).await? {
+        return Ok(None);
+    }
+    Ok(Some(introspection))
 }
 
 fn access_token(claims: Map<String, Value>) -> Introspection {

@@ -190,6 +190,9 @@ async fn logout_with_the_sessions_hint_redirects_with_state_ends_session_tokens_
         portal["id_token"].as_str().unwrap(),
         urlencode(BYE)
     );
+    let portal_access = portal["access_token"].as_str().unwrap();
+    let introspected = introspect(&running, portal_access).await;
+    assert_eq!((introspected["active"].as_bool(), &introspected["ext"]["sid"]), (Some(true), &id_token["sid"]));
     let out = browser.get(&logout_url(&running, &query)).await;
     assert_eq!(out.status, StatusCode::FOUND, "{}", out.body);
     assert_eq!(out.location.as_deref(), Some(format!("{BYE}?state=bye-state").as_str()));
@@ -216,6 +219,11 @@ async fn logout_with_the_sessions_hint_redirects_with_state_ends_session_tokens_
     assert_eq!(status, StatusCode::OK, "{refreshed}");
     let refreshed = verify(&running, refreshed["id_token"].as_str().unwrap(), "kubectl").await;
     assert_eq!(refreshed["sid"], id_token["sid"]);
+    // Introspection agrees (RFC 7662 §4: revoked is inactive): the session-bound client's access
+    // token died with the session, the standalone client's lives until it expires.
+    assert_eq!(introspect(&running, portal_access).await, serde_json::json!({"active": false}));
+    let kubectl_access = introspect(&running, kubectl["access_token"].as_str().unwrap()).await;
+    assert_eq!(kubectl_access["active"], true, "{kubectl_access}");
 
     // Signed out here: the next login asks for the password.
     let page = start_with(&browser, &running, &code_query("kubectl", "openid")).await;
@@ -224,6 +232,17 @@ async fn logout_with_the_sessions_hint_redirects_with_state_ends_session_tokens_
     assert!(metrics.contains("tessera_backchannel_logout_deliveries_total{outcome=\"delivered\"} 2"), "{metrics}");
     running.shutdown().await;
     rp_task.abort();
+}
+
+async fn introspect(running: &Running, token: &str) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{}/dex/token/introspect", running.base))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
 }
 
 /// The `aud` of a token, read without checking it (the check follows).
