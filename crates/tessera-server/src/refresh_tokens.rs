@@ -40,8 +40,6 @@ impl StoredRefresh {
         &self.token.value
     }
 
-    /// The upstream's data for a refresh: on the offline session, or, for tokens from before offline
-    /// sessions, on the token.
     /// The browser session the token was first issued under, from the offline session's reference
     /// to it; empty when it came from no browser session.
     pub fn session_id(&self) -> &str {
@@ -53,6 +51,8 @@ impl StoredRefresh {
             .map_or("", |reference| reference.session_id.as_str())
     }
 
+    /// The upstream's data for a refresh: on the offline session, or, for tokens from before offline
+    /// sessions, on the token.
     pub fn upstream_data(&self) -> &[u8] {
         match &self.sessions {
             Some(read) if !read.value.connector_data.is_empty() => &read.value.connector_data,
