@@ -16,7 +16,10 @@ source scripts/lib/postgres.sh
 ROUNDS=${ROUNDS:-1}             # rounds of faults, ROUND_SECONDS each
 ROUND_SECONDS=${ROUND_SECONDS:-40}
 CALM_SECONDS=${CALM_SECONDS:-35} # then this long with every part back
-WORKERS=${WORKERS:-4}
+WORKERS=${WORKERS:-6}
+# Dex's default: long enough for a client to retry a refresh whose answer died with a replica, short
+# enough that the driver's spaced refreshes rotate the token every time.
+REUSE_INTERVAL=3
 bin=${TESSERA_BIN:-${CARGO_TARGET_DIR:-target}/debug/tessera}
 if [ ! -x "$bin" ]; then
   log "building tessera"
@@ -93,7 +96,7 @@ signer:
     keysRotationPeriod: ${keys_period}s
 expiry:
   refreshTokens:
-    reuseInterval: 90s
+    reuseInterval: ${REUSE_INTERVAL}s
 oauth2:
   skipApprovalScreen: true
   grantTypes: [authorization_code, refresh_token, 'urn:ietf:params:oauth:grant-type:device_code']
@@ -138,7 +141,8 @@ replicas="http://127.0.0.1:${ports[0]}/dex,http://127.0.0.1:${ports[1]}/dex,http
 
 log "driving 3 replicas for ${total}s: $ROUNDS round(s) of faults, then ${CALM_SECONDS}s with every part back"
 python3 scripts/faults/driver.py --replicas "$replicas" --issuer "$issuer" --workers "$WORKERS" \
-  --seconds "$total" --calm-after $(( ROUNDS * ROUND_SECONDS )) --kids "$scratch/kids" &
+  --seconds "$total" --calm-after $(( ROUNDS * ROUND_SECONDS )) --kids "$scratch/kids" \
+  --reuse-interval "$REUSE_INTERVAL" &
 driver=$!
 
 faults=0

@@ -6,10 +6,12 @@ a replica picked at random, so every step also crosses replicas.
 
 A request that dies with a replica (connection refused or reset, or a 5xx while a part is down) is
 retried on another replica, as a client with a retry policy would: a refresh with the same token,
-which the server must still accept (`reuseInterval`). Afterwards it prints its counts and exits 1 on
-any loss:
+which the server must still accept (`reuseInterval`). Refreshes of one token are spaced by more than
+`--reuse-interval`, so each one rotates the token (inside the interval the server hands back the
+current token unchanged, as Dex: a lost rotation would go unseen). Afterwards it prints its counts
+and exits 1 on any loss:
 
-- a code redeemed twice, a refresh token lost, a token without its custom claim;
+- a code redeemed twice, a refresh token lost, a token without its custom claim, no rotation at all;
 - any 5xx or failed flow once every part is back (the `--calm-after` seconds have passed);
 - and it writes the `kid`s of the ID tokens it got to --kids, for the script's key-rotation check.
 
@@ -235,6 +237,8 @@ def refresh(client, refresh_token):
     client.counts.add("refreshes")
     tokens = json.loads(body)
     check_tokens(client, tokens, "refresh")
+    if tokens["refresh_token"] != refresh_token:
+        client.counts.add("rotations")
     return tokens["refresh_token"]
 
 
@@ -279,7 +283,9 @@ def worker(index, args, counts, stop_at, calm_at):
                 continue
             tokens = code_flow(client, user)
             token = tokens.get("refresh_token")
-            for _ in range(rng.randint(2, 6)):
+            for _ in range(rng.randint(2, 4)):
+                # Past the reuse interval, so the refresh rotates the token.
+                time.sleep(args.reuse_interval + 0.5)
                 if token is None or time.monotonic() >= stop_at:
                     break
                 token = refresh(client, token)
@@ -298,6 +304,8 @@ def main():
     parser.add_argument("--seconds", type=float, required=True, help="how long to drive")
     parser.add_argument("--calm-after", type=float, required=True, help="seconds until every part is back")
     parser.add_argument("--kids", required=True, help="file to write the ID tokens' kids to")
+    parser.add_argument("--reuse-interval", type=float, required=True,
+                        help="the servers' expiry.refreshTokens.reuseInterval, in seconds")
     args = parser.parse_args()
     counts = Counts()
     began = time.monotonic()
@@ -322,6 +330,8 @@ def main():
         counts.problem(f"{len(alive)} workers never finished")
     if counts.values.get("flows", 0) == 0:
         counts.problem("no flow completed at all")
+    if counts.values.get("rotations", 0) == 0:
+        counts.problem("no refresh rotated its token: a lost rotation would not have been seen")
     if twice or counts.problems:
         for problem in counts.problems[:20]:
             print("  -", problem)
