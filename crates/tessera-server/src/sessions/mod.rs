@@ -62,7 +62,7 @@ impl Sessions {
     /// `None` when sessions are off (no `DEX_SESSIONS_ENABLED`).
     pub fn new(config: &Config, storage: Storage, clock: Arc<dyn Clock>) -> Option<Self> {
         let sessions = config.sessions.as_ref()?;
-        let codec = CookieCodec::new(&sessions.cookie_name, sessions.cookie_encryption_key.as_deref())?;
+        let codec = CookieCodec::new(sessions.cookie_encryption_key.as_deref())?;
         let path = config.issuer_url.path().trim_end_matches('/');
         Some(Self {
             storage,
@@ -108,7 +108,7 @@ impl Sessions {
             return Ok(ByCookie::Gone);
         };
         if !presented.proves(&stored.secret) {
-            tracing::warn!(cookie = %self.cookie_name, "ignoring a session cookie with a forged signature");
+            tracing::warn!(cookie = %self.cookie_name, "ignoring a session cookie that does not carry its session's secret");
             return Ok(ByCookie::Forged);
         }
         Ok(ByCookie::Proven(Box::new(stored)))
