@@ -234,15 +234,11 @@ async fn logout_with_the_sessions_hint_redirects_with_state_ends_session_tokens_
     rp_task.abort();
 }
 
+/// `/token/introspect`'s answer (always a 200).
 async fn introspect(running: &Running, token: &str) -> Value {
-    let response = reqwest::Client::new()
-        .post(format!("{}/dex/token/introspect", running.base))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
+    let (status, answer) = crate::userinfo::introspect(running, token).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
 }
 
 /// The `aud` of a token, read without checking it (the check follows).
@@ -339,13 +335,7 @@ async fn refused_logouts_keep_the_session() {
 async fn a_relying_party_down_during_logout_receives_the_token_once_it_is_back() {
     let rp_port = free_port();
     let (running, clock) = server(rp_port).await;
-    let browser = Browser::new(APP);
-    let portal = tokens_for(&browser, &running, "portal", "s1").await;
-    let id_token = verify(&running, portal["id_token"].as_str().unwrap(), "portal").await;
-    let query = format!("id_token_hint={}", portal["id_token"].as_str().unwrap());
-    let out = browser.get(&logout_url(&running, &query)).await;
-    assert_eq!(out.status, StatusCode::OK, "the user's logout does not wait for the client");
-    assert!(out.body.contains("You are logged out"), "{}", out.body);
+    let id_token = portal_in_and_out(&running).await;
 
     // Nobody listens: the attempt fails and is retried later.
     deliveries_reach(&running, "failed", 1).await;
@@ -454,6 +444,19 @@ async fn the_home_page_shows_who_is_signed_in_and_logs_out() {
     running.shutdown().await;
 }
 
+/// A browser logs the portal in, then out with its ID token as the hint; the logged-out page comes at
+/// once, whatever the relying parties do. The portal's ID token claims.
+async fn portal_in_and_out(running: &Running) -> Value {
+    let browser = Browser::new(APP);
+    let portal = tokens_for(&browser, running, "portal", "s1").await;
+    let id_token = verify(running, portal["id_token"].as_str().unwrap(), "portal").await;
+    let query = format!("id_token_hint={}", portal["id_token"].as_str().unwrap());
+    let out = browser.get(&logout_url(running, &query)).await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+    assert!(out.body.contains("You are logged out"), "the user is not kept waiting: {}", out.body);
+    id_token
+}
+
 /// Waits until the back-channel counter for `outcome` in `/metrics` reaches `count` (at most 15 s of
 /// real time: the first attempt waits out the 5-second delivery timeout).
 async fn deliveries_reach(running: &Running, outcome: &str, count: u32) {
@@ -474,14 +477,7 @@ async fn a_hanging_then_failing_relying_party_is_cut_off_retried_and_never_delay
     let script = vec![Answer::Hang, Answer::Status(StatusCode::INTERNAL_SERVER_ERROR)];
     let (rp, rp_task) = RelyingParty::scripted(rp_port, script).await;
     let (running, clock) = server(rp_port).await;
-    let browser = Browser::new(APP);
-    let portal = tokens_for(&browser, &running, "portal", "s1").await;
-    let id_token = verify(&running, portal["id_token"].as_str().unwrap(), "portal").await;
-
-    let query = format!("id_token_hint={}", portal["id_token"].as_str().unwrap());
-    let out = browser.get(&logout_url(&running, &query)).await;
-    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
-    assert!(out.body.contains("You are logged out"), "the user is not kept waiting: {}", out.body);
+    let id_token = portal_in_and_out(&running).await;
 
     // The first attempt hangs and is cut off by the delivery timeout; the next, after the backoff,
     // gets a 500; the one after that is delivered.

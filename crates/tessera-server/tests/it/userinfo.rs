@@ -27,7 +27,7 @@ async fn userinfo(running: &Running, authorization: Option<&str>) -> (StatusCode
     (response.status(), challenge, response.json().await.unwrap())
 }
 
-async fn introspect(running: &Running, token: &str) -> (StatusCode, Value) {
+pub(crate) async fn introspect(running: &Running, token: &str) -> (StatusCode, Value) {
     let response = reqwest::Client::new()
         .post(format!("{}/dex/token/introspect", running.base))
         .form(&[("token", token)])
