@@ -60,6 +60,9 @@ pub struct ImportReport {
     /// The user identities (`user_id|connector_id`) whose MFA secrets or WebAuthn credentials were
     /// not imported (tessera has no second factor): the identity itself is.
     pub identities_with_mfa: Vec<String>,
+    /// The user identities Dex holds locked past the import (`user_id|connector_id`, until when):
+    /// tessera has no lock, so these users can sign in again.
+    pub still_locked: Vec<(String, OffsetDateTime)>,
 }
 
 impl ImportReport {
@@ -99,6 +102,12 @@ impl ImportReport {
                 "  not imported: MFA secrets and WebAuthn credentials of user identity {identity:?} (tessera has no second factor)"
             ));
         }
+        for (identity, until) in &self.still_locked {
+            let until = until.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+            lines.push(format!(
+                "  not imported: the lock on user identity {identity:?} (until {until} in Dex): tessera does not lock accounts"
+            ));
+        }
         for s in &self.skipped {
             lines.push(format!("  skipped {} {:?}: {}", s.table, s.id, s.reason));
         }
@@ -125,6 +134,7 @@ pub async fn import(
         dry_run: options.dry_run,
         skipped: state.skipped.clone(),
         identities_with_mfa: state.identities_with_mfa.clone(),
+        still_locked: state.locked_identities.iter().filter(|(_, until)| *until > now).cloned().collect(),
         ..ImportReport::default()
     };
     let skipped_in = |table: &str| state.skipped.iter().filter(|s| s.table == table).count();

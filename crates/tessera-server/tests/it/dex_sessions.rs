@@ -43,18 +43,23 @@ fn live_client_states() -> Value {
     })
 }
 
+/// John is locked in Dex past the import (Dex's `blocked_until`); tessera has no lock.
+fn john_locked_until() -> OffsetDateTime {
+    now() + Duration::hours(1)
+}
+
 fn logout_in_flight() -> Value {
     json!({"PostLogoutRedirectURI": "https://app.example/bye", "State": "st", "ClientID": "dex-api-app", "ConnectorID": "local"})
 }
 
-/// Two identities (John's with a TOTP secret tessera cannot use) and three sessions: Jane's live one,
+/// Two identities (John's with a TOTP secret tessera cannot use, and locked) and three sessions: Jane's live one,
 /// Jane's idle-expired one, and a live one whose user has no identity.
 async fn seed_sql(db: &DexDb) {
     let t = |at| db.time(at);
     let j = |value: Value| db.json(&value);
     let b = |value| db.boolean(value);
     let zero = OffsetDateTime::UNIX_EPOCH.replace_year(1).unwrap();
-    let identity = |user: &str, name: &str, consents: Value, mfa: &str| {
+    let identity = |user: &str, name: &str, consents: Value, mfa: &str, blocked: OffsetDateTime| {
         format!(
             "INSERT INTO user_identity (user_id, connector_id, claims_user_id, claims_username, claims_preferred_username,
   claims_email, claims_email_verified, claims_groups, consents, created_at, last_login, blocked_until, mfa_secrets,
@@ -65,7 +70,7 @@ async fn seed_sql(db: &DexDb) {
             consents = j(consents),
             created = t(now() - Duration::days(30)),
             last_login = t(now() - Duration::hours(2)),
-            zero = t(zero),
+            zero = t(blocked),
         )
     };
     let session = |id: &str, user: &str, states: Value, idle: OffsetDateTime, logout: String| {
@@ -80,8 +85,8 @@ async fn seed_sql(db: &DexDb) {
             idle = t(idle),
         )
     };
-    let mut sql = identity(JANE_ID, "jane", jane_consents(), "NULL");
-    sql += &identity(JOHN_ID, "john", Value::Null, &j(json!({"totp": {"secret": "JBSWY3DP"}})));
+    let mut sql = identity(JANE_ID, "jane", jane_consents(), "NULL", zero);
+    sql += &identity(JOHN_ID, "john", Value::Null, &j(json!({"totp": {"secret": "JBSWY3DP"}})), john_locked_until());
     sql += &session("sess-live", JANE_ID, live_client_states(), now() + Duration::minutes(50), j(logout_in_flight()));
     sql += &session("sess-expired", JANE_ID, json!({}), now() - Duration::minutes(1), "NULL".into());
     sql += &session("sess-orphan", "ghost", Value::Null, now() + Duration::minutes(50), "NULL".into());
@@ -98,7 +103,12 @@ async fn check_imported(report: &ImportReport, storage: &Storage) {
     let lines = report.lines().join("\n");
     assert!(lines.contains("skipped auth_session \"sess-orphan\": no user_identity for user \"ghost\""), "{lines}");
     assert!(lines.contains(&format!("MFA secrets and WebAuthn credentials of user identity \"{JOHN_ID}|local\"")));
-    assert!(!lines.contains(JANE_ID), "Jane has no second factor: {lines}");
+    let until = rfc3339(john_locked_until());
+    assert!(
+        lines.contains(&format!("the lock on user identity \"{JOHN_ID}|local\" (until {until} in Dex)")),
+        "{lines}"
+    );
+    assert!(!lines.contains(JANE_ID), "Jane has no second factor and no lock: {lines}");
     assert_eq!(report.left_out(), 1, "the orphan session is left out; an expired one is not");
 
     let jane: UserIdentity = storage.get_user_identity(JANE_ID, "local").await.unwrap();
@@ -215,6 +225,7 @@ async fn sessions_and_identities_import_from_etcd() {
         });
         if let Some(mfa) = mfa {
             value["mfa_secrets"] = mfa;
+            value["blocked_until"] = json!(rfc3339(john_locked_until()));
         }
         (format!("user_identity/{}|local", user.to_lowercase()), value)
     };

@@ -86,7 +86,7 @@ pub(crate) fn client_states(states: BTreeMap<String, Option<DexClientState>>) ->
         .into_iter()
         .filter_map(|(client, state)| {
             let state = state?;
-            let issued = state.last_token_issued_at.filter(|at| at.year() > 1);
+            let issued = state.last_token_issued_at.and_then(set);
             Some((
                 client,
                 ClientAuthState {
@@ -98,6 +98,11 @@ pub(crate) fn client_states(states: BTreeMap<String, Option<DexClientState>>) ->
             ))
         })
         .collect()
+}
+
+/// A time Go wrote, unless it is Go's zero time (`0001-01-01`), which Dex uses for "never".
+pub(crate) fn set(at: OffsetDateTime) -> Option<OffsetDateTime> {
+    (at.year() > 1).then_some(at)
 }
 
 /// A user's consents: client ID to approved scopes, a nil slice written as `null`.

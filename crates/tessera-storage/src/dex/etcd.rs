@@ -17,7 +17,7 @@ use tessera_core::model::{
 };
 use time::OffsetDateTime;
 
-use super::decode::{DexClientState, client_states, consents};
+use super::decode::{DexClientState, client_states, consents, set};
 use super::{DexAuthSession, DexKeys, DexReadError, DexState, DexVerificationKey, Skipped};
 use crate::EtcdSettings;
 use crate::etcd::EtcdBackend;
@@ -282,6 +282,8 @@ struct EtcdUserIdentity {
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     last_login: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    blocked_until: Option<OffsetDateTime>,
 }
 
 #[derive(Deserialize)]
@@ -532,6 +534,9 @@ pub async fn read(settings: &EtcdSettings) -> Result<DexState, DexReadError> {
         let has = |m: &Option<serde_json::Map<String, serde_json::Value>>| m.as_ref().is_some_and(|m| !m.is_empty());
         if has(&i.mfa_secrets) || has(&i.webauthn_credentials) {
             state.identities_with_mfa.push(format!("{}|{}", i.user_id, i.connector_id));
+        }
+        if let Some(until) = i.blocked_until.and_then(set) {
+            state.locked_identities.push((format!("{}|{}", i.user_id, i.connector_id), until));
         }
         state.user_identities.push(UserIdentity {
             user_id: i.user_id,

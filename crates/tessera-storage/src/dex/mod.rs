@@ -46,6 +46,9 @@ pub struct DexState {
     /// The identities (`user_id|connector_id`) that held MFA secrets or WebAuthn credentials, which
     /// tessera has no use for: they are read past, and named in the import's report.
     pub identities_with_mfa: Vec<String>,
+    /// The identities (`user_id|connector_id`) Dex holds locked (`blocked_until`, Go's zero time being
+    /// none), with the lock's end: tessera has no lock, so the import reports those still locked.
+    pub locked_identities: Vec<(String, OffsetDateTime)>,
     /// Rows that did not decode, each named, in the order met.
     pub skipped: Vec<Skipped>,
 }

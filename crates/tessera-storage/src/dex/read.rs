@@ -9,7 +9,7 @@ use tessera_core::model::{
 };
 
 use super::decode::{
-    DexVerificationKeyJson, client_states, consents, holds_something, json_or_default, offline_refresh, timestamp,
+    DexVerificationKeyJson, client_states, consents, holds_something, json_or_default, offline_refresh, set, timestamp,
 };
 use super::{DexAuthSession, DexKeys, DexReadError, DexState, DexVerificationKey, Skipped};
 use crate::StorageSettings;
@@ -442,11 +442,13 @@ macro_rules! dex_reader {
             }
             if exists!("SELECT user_id, connector_id FROM user_identity WHERE 1 = 0") {
                 let identity_sql = format!(
-                    "SELECT t.*, {} AS created_at_text, {} AS last_login_text FROM user_identity t ORDER BY t.user_id, t.connector_id",
+                    "SELECT t.*, {} AS created_at_text, {} AS last_login_text, {} AS blocked_until_text FROM user_identity t ORDER BY t.user_id, t.connector_id",
                     ts("created_at"),
-                    ts("last_login")
+                    ts("last_login"),
+                    ts("blocked_until")
                 );
                 let mut with_mfa = Vec::new();
+                let mut locked = Vec::new();
                 each_row!(
                     "user_identity",
                     "user_id",
@@ -465,11 +467,15 @@ macro_rules! dex_reader {
                         {
                             with_mfa.push(format!("{}|{}", identity.user_id, identity.connector_id));
                         }
+                        if let Some(until) = set(time_of(r, "blocked_until_text")?) {
+                            locked.push((format!("{}|{}", identity.user_id, identity.connector_id), until));
+                        }
                         Ok(identity)
                     },
                     state.user_identities
                 );
                 state.identities_with_mfa = with_mfa;
+                state.locked_identities = locked;
             }
             if exists!("SELECT id, secret FROM auth_session WHERE 1 = 0") {
                 let session_sql = format!(
