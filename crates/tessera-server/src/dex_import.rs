@@ -10,6 +10,8 @@
 //! duplicates anything. Short-lived objects (authorization codes, device flows) are read and counted
 //! but not imported: re-importing a code tessera already redeemed would make it redeemable again.
 
+use std::collections::BTreeSet;
+
 use tessera_core::model::{Keys, VerificationKey};
 use tessera_jose::PrivateKey;
 use tessera_storage::dex::{DexKeys, DexReadError, DexState, Skipped, live_sessions};
@@ -168,12 +170,30 @@ pub async fn import(
     .await?;
     report.kinds.push(connectors);
 
+    // A refresh token keeps the browser session Dex issued it under: its `sid`, and for a client whose
+    // tokens end with the session, refused once that session is over, as Dex refuses it (an expired
+    // session is over in both). Only a session Dex still held alive but tessera leaves out (no
+    // identity, or a row that did not decode) would end such tokens at the swap: those start unbound.
+    let live = live_sessions(state.auth_sessions, &state.user_identities, now);
+    let left_out: BTreeSet<&str> = live
+        .skipped
+        .iter()
+        .chain(state.skipped.iter().filter(|s| s.table == "auth_session"))
+        .map(|s| s.id.as_str())
+        .collect();
+    let mut offline_sessions = state.offline_sessions;
+    for reference in offline_sessions.iter_mut().flat_map(|o| o.refresh.values_mut()) {
+        if left_out.contains(reference.session_id.as_str()) {
+            reference.session_id.clear();
+        }
+    }
+
     // Sessions before tokens: a token is found together with its session.
     report.kinds.push(
         import_all(
             storage,
             "offline sessions",
-            state.offline_sessions,
+            offline_sessions,
             skipped_in("offline_session"),
             options,
             &mut report.differing,
@@ -194,7 +214,6 @@ pub async fn import(
 
     // Identities before sessions: a session's claims are its identity's, and tessera's single
     // sign-on reads the identity again (as Dex does).
-    let live = live_sessions(state.auth_sessions, &state.user_identities, now);
     report.kinds.push(
         import_all(
             storage,

@@ -48,6 +48,17 @@ fn john_locked_until() -> OffsetDateTime {
     now() + Duration::hours(1)
 }
 
+/// Jane's refresh tokens, each bound by Dex to the session it was issued under.
+fn jane_refresh_refs() -> Value {
+    let at = rfc3339(now() - Duration::hours(1));
+    let reference = |token: &str, client: &str, session: &str| json!({"ID": token, "ClientID": client, "CreatedAt": at, "LastUsed": at, "SessionID": session});
+    json!({
+        "dex-api-app": reference("rt-live", "dex-api-app", "sess-live"),
+        "dex-mock-app": reference("rt-expired", "dex-mock-app", "sess-expired"),
+        "third-app": reference("rt-orphan", "third-app", "sess-orphan"),
+    })
+}
+
 fn logout_in_flight() -> Value {
     json!({"PostLogoutRedirectURI": "https://app.example/bye", "State": "st", "ClientID": "dex-api-app", "ConnectorID": "local"})
 }
@@ -90,6 +101,10 @@ async fn seed_sql(db: &DexDb) {
     sql += &session("sess-live", JANE_ID, live_client_states(), now() + Duration::minutes(50), j(logout_in_flight()));
     sql += &session("sess-expired", JANE_ID, json!({}), now() - Duration::minutes(1), "NULL".into());
     sql += &session("sess-orphan", "ghost", Value::Null, now() + Duration::minutes(50), "NULL".into());
+    sql += &format!(
+        "INSERT INTO offline_session (user_id, conn_id, refresh, connector_data) VALUES ('{JANE_ID}', 'local', {}, NULL);\n",
+        j(jane_refresh_refs())
+    );
     db.execute(&sql).await;
 }
 
@@ -151,6 +166,15 @@ async fn check_imported(report: &ImportReport, storage: &Storage) {
     assert_eq!(sso.authenticated_at, now() - Duration::hours(1));
     assert!(storage.get::<AuthSession>("sess-expired").await.is_err());
     assert!(storage.get::<AuthSession>("sess-orphan").await.is_err());
+
+    // A refresh token keeps the session Dex issued it under, even one over (a session-bound client's
+    // refresh is refused then, in Dex and here); from the session left out though alive in Dex, it
+    // is unbound, or the swap alone would end it.
+    let offline = storage.get_offline_sessions(JANE_ID, "local").await.unwrap();
+    assert_eq!(offline.refresh["dex-api-app"].session_id, "sess-live");
+    assert_eq!(offline.refresh["dex-mock-app"].session_id, "sess-expired");
+    assert_eq!(offline.refresh["third-app"].session_id, "");
+    assert_eq!(offline.refresh["dex-mock-app"].id, "rt-expired");
 }
 
 async fn read_and_import(settings: &tessera_storage::StorageSettings, storage: &Storage) -> ImportReport {
@@ -242,7 +266,12 @@ async fn sessions_and_identities_import_from_etcd() {
         }
         (format!("auth_session/{id}"), value)
     };
+    let offline = (
+        format!("offline_session/{}|local", JANE_ID.to_lowercase()),
+        json!({"user_id": JANE_ID, "conn_id": "local", "refresh": jane_refresh_refs()}),
+    );
     let values = [
+        offline,
         identity(JANE_ID, "jane", jane_consents(), None),
         identity(JOHN_ID, "john", Value::Null, Some(json!({"totp": {"secret": "JBSWY3DP"}}))),
         session("sess-live", JANE_ID, live_client_states(), now() + Duration::minutes(50), Some(logout_in_flight())),

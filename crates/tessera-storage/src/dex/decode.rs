@@ -43,6 +43,9 @@ struct DexRefreshRef {
     created_at: OffsetDateTime,
     #[serde(rename = "LastUsed", with = "time::serde::rfc3339")]
     last_used: OffsetDateTime,
+    /// Dex master's: the browser session the token was issued under, or empty.
+    #[serde(rename = "SessionID", default)]
+    session_id: String,
 }
 
 /// The `refresh` column of `offline_session`: client ID to that client's current token.
@@ -57,9 +60,8 @@ pub(crate) fn offline_refresh(bytes: Option<&[u8]>) -> Result<BTreeMap<String, R
                 client_id: found.client_id,
                 created_at: found.created_at,
                 last_used: found.last_used,
-                // Dex's browser sessions are not imported: a token bound to one would be refused at
-                // its first refresh here, so it starts unbound and keeps working after the swap.
-                session_id: String::new(),
+                // As Dex has it; the import unbinds it only from a session it leaves out.
+                session_id: found.session_id,
             };
             Some((client, reference))
         })
@@ -179,5 +181,6 @@ mod tests {
         let refs = offline_refresh(Some(column)).unwrap();
         assert_eq!(refs["app"].id, "tok");
         assert_eq!(refs["app"].created_at, datetime!(2026-01-02 03:04:05.5 UTC));
+        assert_eq!(refs["app"].session_id, "");
     }
 }

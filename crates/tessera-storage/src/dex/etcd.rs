@@ -169,6 +169,8 @@ struct EtcdRefreshRef {
     created_at: OffsetDateTime,
     #[serde(rename = "LastUsed", with = "time::serde::rfc3339")]
     last_used: OffsetDateTime,
+    #[serde(rename = "SessionID", default)]
+    session_id: String,
 }
 
 #[derive(Deserialize)]
@@ -470,8 +472,8 @@ pub async fn read(settings: &EtcdSettings) -> Result<DexState, DexReadError> {
                         client_id: r.client_id,
                         created_at: r.created_at,
                         last_used: r.last_used,
-                        // As from SQL: Dex's sessions are not imported, so no token is bound to one.
-                        session_id: String::new(),
+                        // As from SQL: as Dex has it, unbound by the import only from a session it leaves out.
+                        session_id: r.session_id,
                     };
                     Some((client, reference))
                 })
