@@ -1,6 +1,8 @@
 //! Copying a Dex's state into tessera's storage (`tessera import-dex`, and `serve` on first start):
 //! signing keys (converted to tessera's key form, same `kid`), clients, passwords, connectors, refresh
-//! tokens and offline sessions, each under the key Dex used, so tokens Dex issued keep working.
+//! tokens and offline sessions, each under the key Dex used, so tokens Dex issued keep working; and,
+//! from a Dex running with sessions, its user identities (consents) and live browser sessions, so
+//! users keep what they approved and, with Dex's cookie settings, stay signed in.
 //!
 //! Idempotent: an object tessera already holds with the same value is counted as present and not
 //! written (not even a timestamp changes); one that differs is kept as tessera has it unless the
@@ -8,10 +10,14 @@
 //! duplicates anything. Short-lived objects (authorization codes, device flows) are read and counted
 //! but not imported: re-importing a code tessera already redeemed would make it redeemable again.
 
+use std::collections::BTreeSet;
+
 use tessera_core::model::{Keys, VerificationKey};
 use tessera_jose::PrivateKey;
-use tessera_storage::dex::{DexKeys, DexReadError, DexState, Skipped};
+use tessera_storage::dex::{DexKeys, DexReadError, DexState, Skipped, live_sessions};
 use tessera_storage::{Entity, Optional, Storage, StorageError, StorageSettings};
+
+use time::OffsetDateTime;
 
 use crate::config::Config;
 
@@ -36,6 +42,8 @@ pub struct KindCounts {
     pub differs: usize,
     /// Not imported: did not decode, or cannot be used by tessera.
     pub skipped: usize,
+    /// Over at the import (browser sessions): left behind, as Dex would not honour them either.
+    pub expired: usize,
     /// Read and counted, never imported (short-lived objects).
     pub short_lived: bool,
 }
@@ -51,6 +59,12 @@ pub struct ImportReport {
     pub skipped: Vec<Skipped>,
     /// Each object that differs and was kept: (kind, key).
     pub differing: Vec<(&'static str, String)>,
+    /// The user identities (`user_id|connector_id`) whose MFA secrets or WebAuthn credentials were
+    /// not imported (tessera has no second factor): the identity itself is.
+    pub identities_with_mfa: Vec<String>,
+    /// The user identities Dex holds locked past the import (`user_id|connector_id`, until when):
+    /// tessera has no lock, so these users can sign in again.
+    pub still_locked: Vec<(String, OffsetDateTime)>,
 }
 
 impl ImportReport {
@@ -79,9 +93,21 @@ impl ImportReport {
                 lines.push(format!("  {:<17} found {:>5}  not imported (short-lived: they restart)", k.kind, k.found));
                 continue;
             }
+            let expired = if k.expired > 0 { format!("  expired {:>5}", k.expired) } else { String::new() };
             lines.push(format!(
-                "  {:<17} found {:>5}  imported {:>5}  already present {:>5}  differs {:>5}  skipped {:>5}",
+                "  {:<17} found {:>5}  imported {:>5}  already present {:>5}  differs {:>5}  skipped {:>5}{expired}",
                 k.kind, k.found, k.imported, k.already_present, k.differs, k.skipped
+            ));
+        }
+        for identity in &self.identities_with_mfa {
+            lines.push(format!(
+                "  not imported: MFA secrets and WebAuthn credentials of user identity {identity:?} (tessera has no second factor)"
+            ));
+        }
+        for (identity, until) in &self.still_locked {
+            let until = until.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+            lines.push(format!(
+                "  not imported: the lock on user identity {identity:?} (until {until} in Dex): tessera does not lock accounts"
             ));
         }
         for s in &self.skipped {
@@ -95,14 +121,22 @@ impl ImportReport {
 }
 
 /// Imports `state` into `storage`. Fails only when storage does; rows that cannot be imported are
-/// counted and named in the report. The keys come last: tessera's first start finds keys only once an
-/// import finished, so one interrupted half-way is run again by the next start.
-pub async fn import(storage: &Storage, state: DexState, options: ImportOptions) -> Result<ImportReport, StorageError> {
+/// counted and named in the report. Browser sessions over at `now` are left behind. The keys come
+/// last: tessera's first start finds keys only once an import finished, so one interrupted half-way
+/// is run again by the next start.
+pub async fn import(
+    storage: &Storage,
+    state: DexState,
+    options: ImportOptions,
+    now: OffsetDateTime,
+) -> Result<ImportReport, StorageError> {
     let mut report = ImportReport {
         source: state.source.clone(),
         schema_version: state.schema_version,
         dry_run: options.dry_run,
         skipped: state.skipped.clone(),
+        identities_with_mfa: state.identities_with_mfa.clone(),
+        still_locked: state.locked_identities.iter().filter(|(_, until)| *until > now).cloned().collect(),
         ..ImportReport::default()
     };
     let skipped_in = |table: &str| state.skipped.iter().filter(|s| s.table == table).count();
@@ -136,12 +170,30 @@ pub async fn import(storage: &Storage, state: DexState, options: ImportOptions) 
     .await?;
     report.kinds.push(connectors);
 
+    // A refresh token keeps the browser session Dex issued it under: its `sid`, and for a client whose
+    // tokens end with the session, refused once that session is over, as Dex refuses it (an expired
+    // session is over in both). Only a session Dex still held alive but tessera leaves out (no
+    // identity, or a row that did not decode) would end such tokens at the swap: those start unbound.
+    let live = live_sessions(state.auth_sessions, &state.user_identities, now);
+    let left_out: BTreeSet<&str> = live
+        .skipped
+        .iter()
+        .chain(state.skipped.iter().filter(|s| s.table == "auth_session"))
+        .map(|s| s.id.as_str())
+        .collect();
+    let mut offline_sessions = state.offline_sessions;
+    for reference in offline_sessions.iter_mut().flat_map(|o| o.refresh.values_mut()) {
+        if left_out.contains(reference.session_id.as_str()) {
+            reference.session_id.clear();
+        }
+    }
+
     // Sessions before tokens: a token is found together with its session.
     report.kinds.push(
         import_all(
             storage,
             "offline sessions",
-            state.offline_sessions,
+            offline_sessions,
             skipped_in("offline_session"),
             options,
             &mut report.differing,
@@ -159,6 +211,33 @@ pub async fn import(storage: &Storage, state: DexState, options: ImportOptions) 
         )
         .await?,
     );
+
+    // Identities before sessions: a session's claims are its identity's, and tessera's single
+    // sign-on reads the identity again (as Dex does).
+    report.kinds.push(
+        import_all(
+            storage,
+            "user identities",
+            state.user_identities,
+            skipped_in("user_identity"),
+            options,
+            &mut report.differing,
+        )
+        .await?,
+    );
+    let mut sessions = import_all(
+        storage,
+        "browser sessions",
+        live.sessions,
+        skipped_in("auth_session") + live.skipped.len(),
+        options,
+        &mut report.differing,
+    )
+    .await?;
+    sessions.found += live.expired;
+    sessions.expired = live.expired;
+    report.kinds.push(sessions);
+    report.skipped.extend(live.skipped);
 
     let mut keys = KindCounts { kind: "keys", skipped: skipped_in("keys"), ..KindCounts::default() };
     if let Some(dex_keys) = &state.keys {
@@ -282,6 +361,7 @@ pub enum FirstStartError {
 pub async fn import_on_first_start(
     config: &Config,
     storage: &Storage,
+    now: OffsetDateTime,
 ) -> Result<Option<ImportReport>, FirstStartError> {
     if !config.flags.import_dex || matches!(config.storage, StorageSettings::Memory) {
         return Ok(None);
@@ -295,7 +375,7 @@ pub async fn import_on_first_start(
         Err(DexReadError::NoDexTables { .. } | DexReadError::Unsupported(_)) => return Ok(None),
         Err(err) => return Err(err.into()),
     };
-    let report = import(storage, state, ImportOptions::default()).await?;
+    let report = import(storage, state, ImportOptions::default(), now).await?;
     for line in report.lines() {
         tracing::info!("{line}");
     }

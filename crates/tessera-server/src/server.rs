@@ -153,7 +153,7 @@ impl BoundServer {
         let metrics = Arc::new(Metrics::new()?);
         let storage = open_storage(&config).await?.observed(metrics.storage_observer());
         // Before the signer looks for keys: a Dex's keys, once imported, are the ones it finds.
-        crate::dex_import::import_on_first_start(&config, &storage).await?;
+        crate::dex_import::import_on_first_start(&config, &storage, clock.now()).await?;
         let http = bind_http(&config.web).await?;
         let https = bind_https(&config.web).await?;
         let telemetry = match &config.telemetry.http {

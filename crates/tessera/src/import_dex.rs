@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use tessera_core::clock::{Clock, SystemClock};
 use tessera_server::config::Loaded;
 use tessera_server::dex_import::{ImportOptions, import};
 use tessera_server::server::open_storage;
@@ -62,7 +63,9 @@ pub async fn import_dex(args: ImportDexArgs) -> ExitCode {
         }
     };
     let options = ImportOptions { dry_run: args.dry_run, overwrite: args.overwrite };
-    match import(&storage, state, options).await {
+    // The real clock: which of Dex's browser sessions are still alive is decided now.
+    let now = SystemClock.now();
+    match import(&storage, state, options, now).await {
         Ok(report) => {
             for line in report.lines() {
                 println!("{line}");

@@ -126,13 +126,53 @@ impl DexDb {
         self.execute(&sql).await;
     }
 
-    fn schema(&self) -> String {
-        // Dex's generic types, as its translation turns them into each dialect's.
-        let (text, bytes, boolean, timestamp) = match self.dialect {
+    /// Dex master's session tables (`DEX_SESSIONS_ENABLED`): `user_identity`, and `auth_session` as
+    /// its last migration rebuilt it around `id`.
+    pub async fn create_session_tables(&self) {
+        let (text, bytes, boolean, timestamp) = self.types();
+        self.execute(&format!(
+            "create table user_identity (user_id {text} not null, connector_id {text} not null,
+  claims_user_id {text} not null, claims_username {text} not null, claims_preferred_username {text} not null default '',
+  claims_email {text} not null, claims_email_verified {boolean} not null, claims_groups {bytes} not null,
+  consents {bytes} not null, created_at {timestamp} not null, last_login {timestamp} not null,
+  blocked_until {timestamp} not null, mfa_secrets {bytes}, webauthn_credentials {bytes},
+  primary key (user_id, connector_id));
+create table auth_session (id {text} not null primary key, secret {text} not null default '',
+  user_id {text} not null, connector_id {text} not null, client_states {bytes} not null,
+  created_at {timestamp} not null, last_activity {timestamp} not null, ip_address {text} not null default '',
+  user_agent {text} not null default '', absolute_expiry {timestamp} not null default '1970-01-01 00:00:00',
+  idle_expiry {timestamp} not null default '1970-01-01 00:00:00', logout_state {bytes});
+"
+        ))
+        .await;
+    }
+
+    /// `auth_session` as Dex's earlier migrations left it: keyed by user and connector, no secret.
+    pub async fn create_auth_session_keyed_by_user(&self) {
+        let (text, bytes, _, timestamp) = self.types();
+        self.execute(&format!(
+            "create table auth_session (user_id {text} not null, connector_id {text} not null,
+  nonce {text} not null default '', client_states {bytes} not null, created_at {timestamp} not null,
+  last_activity {timestamp} not null, ip_address {text} not null default '', user_agent {text} not null default '',
+  absolute_expiry {timestamp} not null default '1970-01-01 00:00:00',
+  idle_expiry {timestamp} not null default '1970-01-01 00:00:00', logout_state {bytes},
+  primary key (user_id, connector_id));
+"
+        ))
+        .await;
+    }
+
+    /// Dex's generic types (`text`, `bytea`, `boolean`, `timestamptz`) as it translates them.
+    fn types(&self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self.dialect {
             Dialect::Postgres => ("text", "bytea", "boolean", "timestamptz"),
             Dialect::Sqlite => ("text", "blob", "integer", "timestamp"),
             Dialect::Mysql => ("varchar(384)", "blob", "boolean", "datetime(3)"),
-        };
+        }
+    }
+
+    fn schema(&self) -> String {
+        let (text, bytes, boolean, timestamp) = self.types();
         let quote = |name: &str| if self.dialect == Dialect::Mysql { format!("`{name}`") } else { name.to_owned() };
         let keys = quote("keys");
         let groups = quote("groups");

@@ -10,6 +10,7 @@ mod config;
 mod custom_claims;
 mod dex_db;
 mod dex_import;
+mod dex_sessions;
 mod discovery_and_keys;
 mod etcd_storage;
 mod grants;

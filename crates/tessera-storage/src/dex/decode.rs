@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use tessera_core::model::RefreshTokenRef;
+use tessera_core::model::{ClientAuthState, RefreshTokenRef};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -43,6 +43,9 @@ struct DexRefreshRef {
     created_at: OffsetDateTime,
     #[serde(rename = "LastUsed", with = "time::serde::rfc3339")]
     last_used: OffsetDateTime,
+    /// Dex master's: the browser session the token was issued under, or empty.
+    #[serde(rename = "SessionID", default)]
+    session_id: String,
 }
 
 /// The `refresh` column of `offline_session`: client ID to that client's current token.
@@ -57,13 +60,67 @@ pub(crate) fn offline_refresh(bytes: Option<&[u8]>) -> Result<BTreeMap<String, R
                 client_id: found.client_id,
                 created_at: found.created_at,
                 last_used: found.last_used,
-                // Dex's browser sessions are not imported: a token bound to one would be refused at
-                // its first refresh here, so it starts unbound and keeps working after the swap.
-                session_id: String::new(),
+                // As Dex has it; the import unbinds it only from a session it leaves out.
+                session_id: found.session_id,
             };
             Some((client, reference))
         })
         .collect())
+}
+
+/// Dex's `ClientAuthState` as `encoding/json` writes it (Go's field names, in SQL and etcd alike).
+#[derive(Deserialize)]
+pub(crate) struct DexClientState {
+    #[serde(rename = "AuthenticatedAt", with = "time::serde::rfc3339")]
+    authenticated_at: OffsetDateTime,
+    #[serde(rename = "LastActivity", with = "time::serde::rfc3339")]
+    last_activity: OffsetDateTime,
+    #[serde(rename = "LastTokenIssuedAt", default, with = "time::serde::rfc3339::option")]
+    last_token_issued_at: Option<OffsetDateTime>,
+    #[serde(rename = "ViaSSO", default)]
+    via_sso: bool,
+}
+
+/// A session's client states: Dex's map of pointers, where a nil entry means no state and Go's zero
+/// time (`0001-01-01`) a token never issued.
+pub(crate) fn client_states(states: BTreeMap<String, Option<DexClientState>>) -> BTreeMap<String, ClientAuthState> {
+    states
+        .into_iter()
+        .filter_map(|(client, state)| {
+            let state = state?;
+            let issued = state.last_token_issued_at.and_then(set);
+            Some((
+                client,
+                ClientAuthState {
+                    authenticated_at: state.authenticated_at,
+                    last_activity: state.last_activity,
+                    via_sso: state.via_sso,
+                    last_token_issued_at: issued,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// A time Go wrote, unless it is Go's zero time (`0001-01-01`), which Dex uses for "never".
+pub(crate) fn set(at: OffsetDateTime) -> Option<OffsetDateTime> {
+    (at.year() > 1).then_some(at)
+}
+
+/// A user's consents: client ID to approved scopes, a nil slice written as `null`.
+pub(crate) fn consents(consents: BTreeMap<String, Option<Vec<String>>>) -> BTreeMap<String, Vec<String>> {
+    consents.into_iter().map(|(client, scopes)| (client, scopes.unwrap_or_default())).collect()
+}
+
+/// Whether an MFA secrets or WebAuthn credentials value holds anything (`null`, `{}` and nothing do not).
+pub(crate) fn holds_something(bytes: Option<&[u8]>) -> bool {
+    match bytes.map(serde_json::from_slice::<serde_json::Value>) {
+        None | Some(Ok(serde_json::Value::Null)) => false,
+        Some(Ok(serde_json::Value::Object(map))) => !map.is_empty(),
+        Some(Ok(_)) => true,
+        // Unreadable but not empty: something was there, so it is reported rather than passed over.
+        Some(Err(_)) => bytes.is_some_and(|b| !b.is_empty()),
+    }
 }
 
 /// Dex's verification keys (`[{"publicKey": JWK, "expiry": time}]`).
@@ -100,10 +157,30 @@ mod tests {
     }
 
     #[test]
+    fn client_states_use_go_field_names_and_zero_times() {
+        let column = br#"{"app":{"AuthenticatedAt":"2026-01-02T03:04:05Z","LastActivity":"2026-01-02T03:05:00Z","LastTokenIssuedAt":"0001-01-01T00:00:00Z","ViaSSO":false},"peer":{"AuthenticatedAt":"2026-01-02T03:04:05Z","LastActivity":"2026-01-02T03:06:00Z","LastTokenIssuedAt":"2026-01-02T03:06:00.5Z","ViaSSO":true},"gone":null}"#;
+        let states = client_states(json_or_default(Some(column)).unwrap());
+        assert_eq!(states.len(), 2);
+        assert_eq!(states["app"].last_token_issued_at, None);
+        assert_eq!(states["app"].last_activity, datetime!(2026-01-02 03:05 UTC));
+        assert!(states["peer"].via_sso);
+        assert_eq!(states["peer"].last_token_issued_at, Some(datetime!(2026-01-02 03:06:00.5 UTC)));
+    }
+
+    #[test]
+    fn mfa_values_count_only_when_they_hold_something() {
+        assert!(!holds_something(None));
+        assert!(!holds_something(Some(b"null")));
+        assert!(!holds_something(Some(b"{}")));
+        assert!(holds_something(Some(br#"{"totp":{"secret":"x"}}"#)));
+    }
+
+    #[test]
     fn offline_refresh_uses_go_field_names() {
         let column = br#"{"app":{"ID":"tok","ClientID":"app","CreatedAt":"2026-01-02T03:04:05.5Z","LastUsed":"2026-01-02T03:04:06Z","SessionID":""}}"#;
         let refs = offline_refresh(Some(column)).unwrap();
         assert_eq!(refs["app"].id, "tok");
         assert_eq!(refs["app"].created_at, datetime!(2026-01-02 03:04:05.5 UTC));
+        assert_eq!(refs["app"].session_id, "");
     }
 }

@@ -1,6 +1,6 @@
 //! Dex's etcd storage (`storage/etcd` in Dex): one JSON value per key under Dex's prefixes (`client/`,
 //! `password/`, `connector/`, `refresh_token/`, `offline_session/`, `auth_code/`, `device_req/`,
-//! `device_token/`, and `openid-connect-keys`), after the configured namespace. Clients, passwords and
+//! `device_token/`, `user_identity/`, `auth_session/`, and `openid-connect-keys`), after the configured namespace. Clients, passwords and
 //! connectors are Dex's storage types as `encoding/json` writes them (so a password's hash and a
 //! connector's config are base64, the config under the key `email`); the others are etcd's own types.
 //! Byte fields are base64 and times RFC 3339, as Go writes them. There is no schema version.
@@ -13,11 +13,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tessera_core::model::{
     AuthCode, Claims, Client, ClientCredentialsClaims, Connector, DeviceRequest, DeviceToken, OfflineSessions,
-    Password, Pkce, RefreshToken, RefreshTokenRef,
+    Password, Pkce, RefreshToken, RefreshTokenRef, UserIdentity,
 };
 use time::OffsetDateTime;
 
-use super::{DexKeys, DexReadError, DexState, DexVerificationKey, Skipped};
+use super::decode::{DexClientState, client_states, consents, set};
+use super::{DexAuthSession, DexKeys, DexReadError, DexState, DexVerificationKey, Skipped};
 use crate::EtcdSettings;
 use crate::etcd::EtcdBackend;
 
@@ -168,6 +169,8 @@ struct EtcdRefreshRef {
     created_at: OffsetDateTime,
     #[serde(rename = "LastUsed", with = "time::serde::rfc3339")]
     last_used: OffsetDateTime,
+    #[serde(rename = "SessionID", default)]
+    session_id: String,
 }
 
 #[derive(Deserialize)]
@@ -260,6 +263,54 @@ struct EtcdDeviceToken {
     code_challenge: String,
     #[serde(default)]
     code_challenge_method: String,
+}
+
+#[derive(Deserialize)]
+struct EtcdUserIdentity {
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    connector_id: String,
+    #[serde(default)]
+    claims: EtcdClaims,
+    #[serde(default)]
+    consents: Option<BTreeMap<String, Option<Vec<String>>>>,
+    /// Not imported; read to be reported.
+    #[serde(default)]
+    mfa_secrets: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    webauthn_credentials: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    last_login: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    blocked_until: Option<OffsetDateTime>,
+}
+
+#[derive(Deserialize)]
+struct EtcdAuthSession {
+    id: String,
+    #[serde(default)]
+    secret: String,
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    connector_id: String,
+    #[serde(default)]
+    client_states: Option<BTreeMap<String, Option<DexClientState>>>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    last_activity: OffsetDateTime,
+    #[serde(default)]
+    ip_address: String,
+    #[serde(default)]
+    user_agent: String,
+    #[serde(with = "time::serde::rfc3339")]
+    absolute_expiry: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    idle_expiry: OffsetDateTime,
 }
 
 /// Reads Dex's keys from the etcd `settings` names. Never writes.
@@ -421,8 +472,8 @@ pub async fn read(settings: &EtcdSettings) -> Result<DexState, DexReadError> {
                         client_id: r.client_id,
                         created_at: r.created_at,
                         last_used: r.last_used,
-                        // As from SQL: Dex's sessions are not imported, so no token is bound to one.
-                        session_id: String::new(),
+                        // As from SQL: as Dex has it, unbound by the import only from a session it leaves out.
+                        session_id: r.session_id,
                     };
                     Some((client, reference))
                 })
@@ -478,6 +529,44 @@ pub async fn read(settings: &EtcdSettings) -> Result<DexState, DexReadError> {
             pkce: Pkce { code_challenge: t.code_challenge, code_challenge_method: t.code_challenge_method },
         })
         .collect();
+    let identities: Vec<EtcdUserIdentity> = each(&etcd, "user_identity/", "user_identity", &mut state.skipped)
+        .await
+        .map_err(|e| read("user_identity", e))?;
+    for i in identities {
+        let has = |m: &Option<serde_json::Map<String, serde_json::Value>>| m.as_ref().is_some_and(|m| !m.is_empty());
+        if has(&i.mfa_secrets) || has(&i.webauthn_credentials) {
+            state.identities_with_mfa.push(format!("{}|{}", i.user_id, i.connector_id));
+        }
+        if let Some(until) = i.blocked_until.and_then(set) {
+            state.locked_identities.push((format!("{}|{}", i.user_id, i.connector_id), until));
+        }
+        state.user_identities.push(UserIdentity {
+            user_id: i.user_id,
+            connector_id: i.connector_id,
+            claims: i.claims.into(),
+            consents: consents(i.consents.unwrap_or_default()),
+            created_at: i.created_at,
+            last_login: i.last_login,
+        });
+    }
+    let sessions: Vec<EtcdAuthSession> =
+        each(&etcd, "auth_session/", "auth_session", &mut state.skipped).await.map_err(|e| read("auth_session", e))?;
+    state.auth_sessions = sessions
+        .into_iter()
+        .map(|s| DexAuthSession {
+            id: s.id,
+            secret: s.secret,
+            user_id: s.user_id,
+            connector_id: s.connector_id,
+            client_states: client_states(s.client_states.unwrap_or_default()),
+            created_at: s.created_at,
+            last_activity: s.last_activity,
+            absolute_expiry: s.absolute_expiry,
+            idle_expiry: s.idle_expiry,
+            ip_address: s.ip_address,
+            user_agent: s.user_agent,
+        })
+        .collect();
     // etcd has no tables: a namespace without a single Dex key holds no Dex.
     let nothing = state.keys.is_none()
         && state.skipped.is_empty()
@@ -488,7 +577,9 @@ pub async fn read(settings: &EtcdSettings) -> Result<DexState, DexReadError> {
         && state.offline_sessions.is_empty()
         && state.auth_codes.is_empty()
         && state.device_requests.is_empty()
-        && state.device_tokens.is_empty();
+        && state.device_tokens.is_empty()
+        && state.user_identities.is_empty()
+        && state.auth_sessions.is_empty();
     if nothing {
         return Err(DexReadError::NoDexTables { source_name: source });
     }

@@ -9,14 +9,19 @@
 mod decode;
 mod etcd;
 mod read;
+mod sessions;
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 use tessera_core::model::{
-    AuthCode, Client, Connector, DeviceRequest, DeviceToken, OfflineSessions, Password, RefreshToken,
+    AuthCode, Client, ClientAuthState, Connector, DeviceRequest, DeviceToken, OfflineSessions, Password, RefreshToken,
+    UserIdentity,
 };
 use time::OffsetDateTime;
 
 pub use read::read;
+pub use sessions::{LiveSessions, live_sessions};
 
 /// Everything read from a Dex's storage.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +39,16 @@ pub struct DexState {
     pub auth_codes: Vec<AuthCode>,
     pub device_requests: Vec<DeviceRequest>,
     pub device_tokens: Vec<DeviceToken>,
+    /// Dex's `user_identity` (kept with `DEX_SESSIONS_ENABLED`): last identity and consents per connector.
+    pub user_identities: Vec<UserIdentity>,
+    /// Dex's `auth_session`, as stored: without the identity tessera keeps on a session.
+    pub auth_sessions: Vec<DexAuthSession>,
+    /// The identities (`user_id|connector_id`) that held MFA secrets or WebAuthn credentials, which
+    /// tessera has no use for: they are read past, and named in the import's report.
+    pub identities_with_mfa: Vec<String>,
+    /// The identities (`user_id|connector_id`) Dex holds locked (`blocked_until`, Go's zero time being
+    /// none), with the lock's end: tessera has no lock, so the import reports those still locked.
+    pub locked_identities: Vec<(String, OffsetDateTime)>,
     /// Rows that did not decode, each named, in the order met.
     pub skipped: Vec<Skipped>,
 }
@@ -52,6 +67,25 @@ pub struct DexKeys {
 pub struct DexVerificationKey {
     pub public_key: Value,
     pub expiry: OffsetDateTime,
+}
+
+/// One signed-in browser as Dex stores it (the schema keyed by `id`, Dex master's last migration).
+/// Dex keeps no identity on it, nor `auth_time`: it reads both from the user's identity at each
+/// single sign-on, so [`live_sessions`] joins them. Its `logout_state` is not read: a logout in
+/// flight at the takeover simply starts again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DexAuthSession {
+    pub id: String,
+    pub secret: String,
+    pub user_id: String,
+    pub connector_id: String,
+    pub client_states: BTreeMap<String, ClientAuthState>,
+    pub created_at: OffsetDateTime,
+    pub last_activity: OffsetDateTime,
+    pub absolute_expiry: OffsetDateTime,
+    pub idle_expiry: OffsetDateTime,
+    pub ip_address: String,
+    pub user_agent: String,
 }
 
 /// A row left out of the import, and why.

@@ -5,10 +5,13 @@
 use sqlx::{ConnectOptions, Connection};
 use tessera_core::model::{
     AuthCode, Claims, Client, Connector, DeviceRequest, DeviceToken, OfflineSessions, Password, Pkce, RefreshToken,
+    UserIdentity,
 };
 
-use super::decode::{DexVerificationKeyJson, json_or_default, offline_refresh, timestamp};
-use super::{DexKeys, DexReadError, DexState, DexVerificationKey, Skipped};
+use super::decode::{
+    DexVerificationKeyJson, client_states, consents, holds_something, json_or_default, offline_refresh, set, timestamp,
+};
+use super::{DexAuthSession, DexKeys, DexReadError, DexState, DexVerificationKey, Skipped};
 use crate::StorageSettings;
 
 /// The schema versions read on each dialect: Dex v2.44 to Dex master (the `migrations` table counts
@@ -426,6 +429,84 @@ macro_rules! dex_reader {
                 },
                 state.device_tokens
             );
+
+            // Dex's session tables exist from Dex master on (used with `DEX_SESSIONS_ENABLED`); a
+            // schema from before them has nothing to read. Sessions are read only from the table Dex's
+            // last migration rebuilt around `id`: the older one, keyed by user, had no cookie secret.
+            // Whether a probe (`SELECT … WHERE 1 = 0`) runs: its table and columns exist.
+            macro_rules! exists {
+                ($probe:literal) => {{
+                    let found: Result<Vec<$row>, _> = sqlx::query($probe).fetch_all(&mut *conn).await;
+                    found.is_ok()
+                }};
+            }
+            if exists!("SELECT user_id, connector_id FROM user_identity WHERE 1 = 0") {
+                let identity_sql = format!(
+                    "SELECT t.*, {} AS created_at_text, {} AS last_login_text, {} AS blocked_until_text FROM user_identity t ORDER BY t.user_id, t.connector_id",
+                    ts("created_at"),
+                    ts("last_login"),
+                    ts("blocked_until")
+                );
+                let mut with_mfa = Vec::new();
+                let mut locked = Vec::new();
+                each_row!(
+                    "user_identity",
+                    "user_id",
+                    identity_sql,
+                    |r| {
+                        let identity = UserIdentity {
+                            user_id: col(r, "user_id")?,
+                            connector_id: col(r, "connector_id")?,
+                            claims: claims(r)?,
+                            consents: consents(json(r, "consents")?),
+                            created_at: time_of(r, "created_at_text")?,
+                            last_login: time_of(r, "last_login_text")?,
+                        };
+                        if holds_something(bytes(r, "mfa_secrets")?.as_deref())
+                            || holds_something(bytes(r, "webauthn_credentials")?.as_deref())
+                        {
+                            with_mfa.push(format!("{}|{}", identity.user_id, identity.connector_id));
+                        }
+                        if let Some(until) = set(time_of(r, "blocked_until_text")?) {
+                            locked.push((format!("{}|{}", identity.user_id, identity.connector_id), until));
+                        }
+                        Ok(identity)
+                    },
+                    state.user_identities
+                );
+                state.identities_with_mfa = with_mfa;
+                state.locked_identities = locked;
+            }
+            if exists!("SELECT id, secret FROM auth_session WHERE 1 = 0") {
+                let session_sql = format!(
+                    "SELECT t.*, {} AS created_at_text, {} AS last_activity_text, {} AS absolute_expiry_text, {} AS idle_expiry_text FROM auth_session t ORDER BY t.id",
+                    ts("created_at"),
+                    ts("last_activity"),
+                    ts("absolute_expiry"),
+                    ts("idle_expiry")
+                );
+                each_row!(
+                    "auth_session",
+                    "id",
+                    session_sql,
+                    |r| {
+                        Ok(DexAuthSession {
+                            id: col(r, "id")?,
+                            secret: col(r, "secret")?,
+                            user_id: col(r, "user_id")?,
+                            connector_id: col(r, "connector_id")?,
+                            client_states: client_states(json(r, "client_states")?),
+                            created_at: time_of(r, "created_at_text")?,
+                            last_activity: time_of(r, "last_activity_text")?,
+                            absolute_expiry: time_of(r, "absolute_expiry_text")?,
+                            idle_expiry: time_of(r, "idle_expiry_text")?,
+                            ip_address: text(r, "ip_address")?,
+                            user_agent: text(r, "user_agent")?,
+                        })
+                    },
+                    state.auth_sessions
+                );
+            }
 
             Ok(state)
         }

@@ -173,6 +173,34 @@ fn import_dex_prints_its_counts_is_idempotent_and_names_what_it_left_out() {
     assert_eq!(again.status.code(), Some(0));
     assert!(text(&again.stdout).contains("clients           found     1  imported     0  already present     1"));
 
+    // Browser sessions are judged alive by the real clock of the command: one live a day more, one
+    // over an hour ago (rows written relative to this machine's time, the command reads its own).
+    runtime.block_on(db.create_session_tables());
+    let real_now = time::OffsetDateTime::now_utc();
+    let session = |id: &str, expiry: time::OffsetDateTime| {
+        format!(
+            "INSERT INTO auth_session (id, secret, user_id, connector_id, client_states, created_at, last_activity, absolute_expiry, idle_expiry) VALUES ('{id}', 'x', 'u1', 'local', {}, {t}, {t}, {e}, {e});\n",
+            db.bytes(b"{}"),
+            t = db.time(real_now - time::Duration::hours(2)),
+            e = db.time(expiry),
+        )
+    };
+    runtime.block_on(db.execute(&format!(
+        "INSERT INTO user_identity (user_id, connector_id, claims_user_id, claims_username, claims_email, claims_email_verified, claims_groups, consents, created_at, last_login, blocked_until) VALUES ('u1', 'local', 'u1', 'jane', 'jane@example.com', 1, {null}, {null}, {t}, {t}, '0001-01-01 00:00:00+00:00');\n{live}{gone}",
+        null = db.bytes(b"null"),
+        t = db.time(real_now - time::Duration::hours(2)),
+        live = session("live", real_now + time::Duration::days(1)),
+        gone = session("gone", real_now - time::Duration::hours(1)),
+    )));
+    let sessions = run(&["import-dex", config]);
+    let stdout = text(&sessions.stdout);
+    assert_eq!(sessions.status.code(), Some(0), "{stdout}{}", text(&sessions.stderr));
+    assert!(stdout.contains("user identities   found     1  imported     1"), "{stdout}");
+    assert!(
+        stdout.contains("browser sessions  found     2  imported     1  already present     0  differs     0  skipped     0  expired     1"),
+        "{stdout}"
+    );
+
     runtime.block_on(db.execute(&client("bad-app", "[oops")));
     let partial = run(&["import-dex", config]);
     assert_eq!(partial.status.code(), Some(1), "a row left out is not a success");
